@@ -1,0 +1,71 @@
+# vmnode build. `make` builds build/vmnode; `make test` runs every test;
+# `make asan` runs the unit and end-to-end tests under ASan/UBSan;
+# `make fuzz` runs each libFuzzer target for FUZZ_SECONDS; `make bench`.
+CC ?= cc
+BUILD ?= build
+PKGS = sqlite3 libssl libcrypto libsecp256k1 jansson libmicrohttpd libcurl yaml-0.1
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing \
+          -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+FUZZ_SECONDS ?= 30
+
+LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC := src/cli/main.c
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all test unit e2e interop asan fuzz bench clean format
+all: $(BUILD)/vmnode
+
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libvmnode.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/vmnode: $(BUILD)/src/cli/main.o $(BUILD)/libvmnode.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libvmnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS) -lcmocka
+
+unit: $(TEST_BIN) $(BUILD)/vmnode
+	@tests/run-unit.sh $(BUILD)
+
+e2e: $(BUILD)/vmnode
+	@tests/run-e2e.sh $(BUILD)
+
+interop: $(BUILD)/vmnode
+	@tests/run-interop.sh $(BUILD)
+
+# The whole suite: unit, end to end, interop, sanitizers, bounded fuzzing.
+test:
+	@tests/run-all.sh
+
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" unit e2e
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Isrc \
+	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@tests/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS)
+
+bench: $(BUILD)/vmnode
+	@bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(wildcard src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
+
+clean:
+	rm -rf build build-asan
