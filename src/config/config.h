@@ -1,0 +1,59 @@
+/* config.h - node configuration: embedded defaults < config.yaml <
+ * VMNODE_<FIELD> environment variables < command-line flags.
+ *
+ * Field names follow hymx's config.yaml (port, prvKey, keyfilePath, nodeName,
+ * nodeDesc, nodeURL, hymxURL, arweaveURL, joinNetwork, redisURL, ginMode) plus
+ * vmnode's own (dataDir, maxItemSize, resultWaitMs, logFormat, logLevel, peers).
+ * Env names are VMNODE_ + the field upper-cased with underscores between
+ * words: prvKey -> VMNODE_PRV_KEY, dataDir -> VMNODE_DATA_DIR, nodeURL ->
+ * VMNODE_NODE_URL. Unknown fields and bad values are errors naming the field
+ * ("config_unknown_field", "config_bad_value"). */
+#ifndef VN_CONFIG_H
+#define VN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct config_peer {
+  char *acc_id, *url, *name;
+} config_peer;
+
+typedef struct config {
+  char *port;          /* ":8080" or "127.0.0.1:8080" or "8080"; see listen_host/listen_port */
+  char *listen_host;   /* derived from port: "" = all interfaces... default 127.0.0.1 */
+  int listen_port;     /* derived from port */
+  char *prv_key;       /* hex secp256k1 (0x optional) or NULL */
+  char *keyfile_path;  /* Arweave JWK path or NULL */
+  char *node_name, *node_desc, *node_url, *hymx_url, *arweave_url, *redis_url, *gin_mode;
+  int join_network;
+  char *data_dir;       /* default "./vmnode-data" */
+  int64_t max_item_size;  /* bytes accepted on POST /, default 10 MiB */
+  int result_wait_ms;   /* how long GET /result waits for a result, default 30000 */
+  char *log_format;     /* "logfmt" | "json" */
+  char *log_level;      /* "debug" | "info" | "warn" | "error" */
+  config_peer *peers;   /* other nodes known to this one (registry seed) */
+  size_t npeers;
+  char *source;         /* path of the file loaded, or NULL */
+} config;
+
+/* Fill with the embedded defaults. */
+void config_defaults(config *c);
+/* Merge a YAML file over c. A missing file is an error only if required. */
+int config_load_file(config *c, const char *path, int required, vn_err *err);
+/* Merge VMNODE_* variables from environ over c. */
+int config_load_env(config *c, vn_err *err);
+/* Set one field by its config name (used by flags, e.g. --port :9000 ->
+ * config_set(c, "port", ":9000")). Validates and derives (port -> listen_*). */
+int config_set(config *c, const char *field, const char *value, vn_err *err);
+/* Checks cross-field rules (e.g. prvKey and keyfilePath both set). */
+int config_validate(const config *c, vn_err *err);
+void config_free(config *c);
+/* The node's base URL for clients: nodeURL when set, else http://127.0.0.1:<port>. */
+const char *config_base_url(const config *c);
+/* Print the effective config as YAML (secrets redacted) to a FILE*. */
+struct _IO_FILE;
+void config_dump(const config *c, struct _IO_FILE *f);
+
+#endif
