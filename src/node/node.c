@@ -1,0 +1,1318 @@
+/* node.c - the scheduler. See node.h for the thread layout.
+ *
+ * Ownership of process state is split by thread so the hot paths take no
+ * locks beyond a queue:
+ *  - seq_proc (sequencer thread only): nonce, hash chain, last timestamp;
+ *  - exec_proc (one executor thread only): the VM instance and the last
+ *    nonce it has applied. */
+#include "node/node.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/enc.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "node/internal.h"
+#include "vm/vm.h"
+
+#ifndef VMNODE_VERSION
+#define VMNODE_VERSION "0.1.0"
+#endif
+
+#define BATCH_MAX 1024      /* submissions per group commit */
+#define EXEC_BATCH_MAX 256  /* results per executor transaction */
+#define POOL_MAX 64         /* idle read connections kept */
+#define NEXEC 2             /* executor threads (sharded by process) */
+
+/* ---------------------------------------------------------------- utils */
+
+int64_t node_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t hash_str(const char *s) {
+  uint32_t h = 2166136261u;
+  while (*s) h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+static int mkdir_p(const char *path, vn_err *err) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return vn_errf(err, "bad_data_dir", "data dir path too long");
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0700) && errno != EEXIST)
+      return vn_errf(err, "bad_data_dir", "cannot create %s: %s", buf, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0700) && errno != EEXIST)
+    return vn_errf(err, "bad_data_dir", "cannot create %s: %s", buf, strerror(errno));
+  return 0;
+}
+
+/* ------------------------------------------------------------- hash map */
+
+/* A small open-addressing map from process id to a pointer. Used by one
+ * thread each (the sequencer's and each executor's), so it has no lock. */
+typedef struct pmap {
+  char **keys;
+  void **vals;
+  size_t cap, n;
+} pmap;
+
+static void *pmap_get(pmap *m, const char *k) {
+  if (!m->cap) return NULL;
+  size_t i = hash_str(k) & (m->cap - 1);
+  while (m->keys[i]) {
+    if (strcmp(m->keys[i], k) == 0) return m->vals[i];
+    i = (i + 1) & (m->cap - 1);
+  }
+  return NULL;
+}
+
+static int pmap_put(pmap *m, const char *k, void *v) {
+  if ((m->n + 1) * 2 > m->cap) {
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    char **nk = calloc(ncap, sizeof *nk);
+    void **nv = calloc(ncap, sizeof *nv);
+    if (!nk || !nv) {
+      free(nk);
+      free(nv);
+      return -1;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->keys[i]) continue;
+      size_t j = hash_str(m->keys[i]) & (ncap - 1);
+      while (nk[j]) j = (j + 1) & (ncap - 1);
+      nk[j] = m->keys[i];
+      nv[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = nk;
+    m->vals = nv;
+    m->cap = ncap;
+  }
+  size_t i = hash_str(k) & (m->cap - 1);
+  while (m->keys[i]) {
+    if (strcmp(m->keys[i], k) == 0) {
+      m->vals[i] = v;
+      return 0;
+    }
+    i = (i + 1) & (m->cap - 1);
+  }
+  m->keys[i] = strdup(k);
+  m->vals[i] = v;
+  m->n++;
+  return 0;
+}
+
+static void pmap_free(pmap *m, void (*fv)(void *)) {
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->keys[i]) continue;
+    free(m->keys[i]);
+    if (fv) fv(m->vals[i]);
+  }
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof *m);
+}
+
+/* -------------------------------------------------------------- types */
+
+typedef struct seq_proc {
+  int64_t nonce;     /* latest assigned */
+  uint8_t chain[32]; /* Hash-Chain the next assignment carries */
+  int64_t last_ts;
+} seq_proc;
+
+typedef struct submission {
+  item *it;
+  const uint8_t *raw;
+  size_t len;
+  char owner[ITEM_ADDR_MAX];
+  int64_t t0;
+  node_submit_res *res;
+  vn_err err;
+  int rc;
+  int done;
+  struct submission *next;
+} submission;
+
+enum job_kind { JOB_APPLY, JOB_CATCHUP, JOB_DRYRUN };
+
+typedef struct job {
+  enum job_kind kind;
+  char pid[ITEM_ID_LEN + 1];
+  int64_t nonce;
+  int64_t ts;
+  item *it;           /* owned; NULL = load from the store */
+  char from[ITEM_ADDR_MAX + ITEM_ID_LEN];
+  /* dry-run reply */
+  json_t *result;
+  vn_err err;
+  int rc, done;
+  struct job *next;
+} job;
+
+typedef struct exec_proc {
+  vm *v;
+  int64_t applied; /* last nonce applied to v, -1 before the spawn */
+} exec_proc;
+
+typedef struct executor {
+  node *n;
+  int idx;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  job *head, *tail;
+  int stop;
+  store *st;
+  pmap procs; /* pid -> exec_proc */
+} executor;
+
+struct node {
+  const config *cfg;
+  char *data_dir;
+  item_key *key;
+  char address[ITEM_ADDR_MAX];
+
+  /* sequencer */
+  pthread_t seq_th;
+  pthread_mutex_t seq_mu;
+  pthread_cond_t seq_cv;   /* work arrived */
+  pthread_cond_t done_cv;  /* a batch finished */
+  submission *q_head, *q_tail;
+  int stopping;
+  store *seq_st;
+  pmap seq_procs;
+
+  executor exec[NEXEC];
+
+  /* results: bumped after each executor commit */
+  pthread_mutex_t res_mu;
+  pthread_cond_t res_cv;
+  uint64_t res_gen;
+
+  /* read pool */
+  pthread_mutex_t pool_mu;
+  store *pool[POOL_MAX];
+  int npool;
+  char *db_path;
+};
+
+/* ---------------------------------------------------------- accessors */
+
+const char *node_address(const node *n) {
+  return n->address;
+}
+const config *node_config(const node *n) {
+  return n->cfg;
+}
+const item_key *node_key(const node *n) {
+  return n->key;
+}
+
+void node_submit_res_clear(node_submit_res *r) {
+  free(r->redirect_url);
+  free(r->redirect_acc);
+  r->redirect_url = r->redirect_acc = NULL;
+}
+
+store *node_store_get(node *n, vn_err *err) {
+  pthread_mutex_lock(&n->pool_mu);
+  if (n->npool > 0) {
+    store *s = n->pool[--n->npool];
+    pthread_mutex_unlock(&n->pool_mu);
+    return s;
+  }
+  pthread_mutex_unlock(&n->pool_mu);
+  return store_open(n->db_path, 0, err);
+}
+
+void node_store_put(node *n, store *s) {
+  if (!s) return;
+  pthread_mutex_lock(&n->pool_mu);
+  if (n->npool < POOL_MAX) {
+    n->pool[n->npool++] = s;
+    s = NULL;
+  }
+  pthread_mutex_unlock(&n->pool_mu);
+  if (s) store_close(s);
+}
+
+/* ------------------------------------------------------------ meta/env */
+
+/* Tags that never become Params (PROTOCOL.md §2). */
+static const char *const NON_PARAMS[] = {
+    "Data-Protocol", "Variant", "From-Process", "From-Module", "Type", "From",     "Owner",
+    "Anchor",        "Target",  "Data",         "Tags",        "Read-Only", "Action", "Pushed-For",
+    "Sequence",      NULL};
+
+static int is_non_param(const char *name) {
+  for (int i = 0; NON_PARAMS[i]; i++)
+    if (strcmp(NON_PARAMS[i], name) == 0) return 1;
+  return 0;
+}
+
+json_t *node_meta(const node *n, const char *pid, const item *msg, const char *from, int64_t nonce,
+                  int64_t ts_ms) {
+  json_t *params = json_object();
+  for (size_t i = 0; i < msg->ntags; i++) {
+    const item_tag *t = &msg->tags[i];
+    if (!t->value_len || is_non_param(t->name)) continue;
+    if (json_object_get(params, t->name)) continue; /* first occurrence wins */
+    json_t *v = json_stringn(t->value, t->value_len);
+    if (v) json_object_set_new(params, t->name, v);
+  }
+  json_t *d = json_stringn((const char *)msg->data, msg->data_len);
+  if (d && msg->data_len) json_object_set_new(params, "Data", d);
+  else json_decref(d);
+  const char *seq = item_tag_get(msg, "Sequence");
+  char *data = b64url_encode_alloc(msg->data, msg->data_len);
+  const char *act = item_tag_get(msg, "Action");
+  const char *fp = item_tag_get(msg, "From-Process");
+  const char *pf = item_tag_get(msg, "Pushed-For");
+  json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:o,s:s}", "Item-Id", msg->id, "Pid",
+                        pid, "Acc-Id", n ? n->address : (from ? from : ""), "Action",
+                        act ? act : "", "From-Process", fp ? fp : "", "Pushed-For",
+                        pf ? pf : "", "Sequence", (json_int_t)(seq ? strtoll(seq, NULL, 10) : 0),
+                        "Nonce", (json_int_t)nonce, "Timestamp", (json_int_t)ts_ms, "Params",
+                        params, "Data", data ? data : "");
+  free(data);
+  return m;
+}
+
+static json_t *item_brief(const item *it) {
+  char addr[ITEM_ADDR_MAX];
+  item_owner_address(it, addr);
+  json_t *tags = json_array();
+  for (size_t i = 0; i < it->ntags; i++) {
+    json_t *t = json_pack("{s:s%,s:s%}", "name", it->tags[i].name, it->tags[i].name_len, "value",
+                          it->tags[i].value, it->tags[i].value_len);
+    if (t) json_array_append_new(tags, t);
+  }
+  return json_pack("{s:s,s:s,s:o}", "Id", it->id, "Owner", addr, "Tags", tags);
+}
+
+/* ---------------------------------------------------------- sequencer */
+
+static const char *strip0x(const char *s) {
+  return (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? s + 2 : s;
+}
+
+static int same_address(const char *a, const char *b) {
+  return strcasecmp(strip0x(a), strip0x(b)) == 0;
+}
+
+static seq_proc *seq_proc_load(node *n, const char *pid, vn_err *err) {
+  seq_proc *p = pmap_get(&n->seq_procs, pid);
+  if (p) return p;
+  store_process sp;
+  memset(&sp, 0, sizeof sp);
+  int r = store_process_get(n->seq_st, pid, &sp, err);
+  if (r <= 0) {
+    if (r == 0) vn_errh(err, 404, "process_not_found", "process %s is not hosted on this node", pid);
+    return NULL;
+  }
+  p = calloc(1, sizeof *p);
+  p->nonce = sp.nonce;
+  memcpy(p->chain, sp.hash_chain, 32);
+  p->last_ts = sp.spawn_ms;
+  store_process_clear(&sp);
+  pmap_put(&n->seq_procs, pid, p);
+  return p;
+}
+
+/* Build and sign the Assignment item for (pid, nonce). */
+static item *make_assignment(node *n, const char *pid, const char *msgid, int64_t nonce,
+                             int64_t ts, const uint8_t chain[32], vn_err *err) {
+  item *a = item_new();
+  char nb[32], tb[32], cb[64];
+  snprintf(nb, sizeof nb, "%" PRId64, nonce);
+  snprintf(tb, sizeof tb, "%" PRId64, ts);
+  b64url_encode(chain, 32, cb, sizeof cb);
+  if (item_add_tag(a, "Data-Protocol", "hymx", err) || item_add_tag(a, "Variant", "v0.1.0", err) ||
+      item_add_tag(a, "Type", "Assignment", err) || item_add_tag(a, "Process", pid, err) ||
+      item_add_tag(a, "Message", msgid, err) || item_add_tag(a, "Nonce", nb, err) ||
+      item_add_tag(a, "Timestamp", tb, err) || item_add_tag(a, "Epoch", "0", err) ||
+      item_add_tag(a, "Hash-Chain", cb, err) || item_sign(a, n->key, err)) {
+    item_free(a);
+    return NULL;
+  }
+  return a;
+}
+
+/* Write one assignment of `it` at the next nonce of `p` (inside the batch
+ * transaction). */
+static int assign(node *n, submission *s, const char *pid, seq_proc *p, int64_t nonce) {
+  int64_t ts = node_now_ms();
+  if (ts < p->last_ts) ts = p->last_ts; /* timestamps never go back within a process */
+  item *a = make_assignment(n, pid, s->it->id, nonce, ts, p->chain, &s->err);
+  if (!a) return -1;
+  size_t alen;
+  uint8_t *araw = item_encode(a, &alen, &s->err);
+  if (!araw) {
+    item_free(a);
+    return -1;
+  }
+  store_assignment sa = {.pid = (char *)pid,
+                         .nonce = nonce,
+                         .message_id = s->it->id,
+                         .assignment_id = a->id,
+                         .timestamp_ms = ts,
+                         .raw = araw,
+                         .raw_len = alen};
+  uint8_t next[32];
+  node_chain_next(p->chain, a->id, next);
+  int rc = store_assignment_put(n->seq_st, &sa, &s->err);
+  if (!rc) rc = store_process_advance(n->seq_st, pid, nonce, next, &s->err);
+  free(araw);
+  item_free(a);
+  if (rc) return -1;
+  p->nonce = nonce;
+  memcpy(p->chain, next, 32);
+  p->last_ts = ts;
+  s->res->nonce = nonce;
+  snprintf(s->res->pid, sizeof s->res->pid, "%s", pid);
+  return 0;
+}
+
+static int put_item(node *n, submission *s) {
+  const char *type = item_tag_get(s->it, "Type");
+  char target[64] = "";
+  if (s->it->has_target) b64url_encode(s->it->target, 32, target, sizeof target);
+  store_item_meta m = {.id = s->it->id,
+                       .type = type ? type : "",
+                       .owner = s->owner,
+                       .target = target,
+                       .received_ms = node_now_ms()};
+  return store_item_put(n->seq_st, &m, s->raw, s->len, &s->err) < 0 ? -1 : 0;
+}
+
+static int seq_module(node *n, submission *s) {
+  const char *fmt = item_tag_get(s->it, "Module-Format");
+  if (!fmt || !*fmt)
+    return vn_errf(&s->err, "module_format_missing", "a Module item needs a Module-Format tag");
+  if (put_item(n, s)) return -1;
+  if (store_module_put(n->seq_st, s->it->id, fmt, s->raw, s->len, &s->err)) return -1;
+  s->res->nonce = -1;
+  return 0;
+}
+
+/* Is this item for another node? 1 = redirect filled, 0 = ours, -1 error. */
+static int check_scheduler(node *n, submission *s) {
+  const char *sched = item_tag_get(s->it, "Scheduler");
+  if (!sched || !*sched)
+    return vn_errf(&s->err, "scheduler_missing", "a Process item needs a Scheduler tag (this node is %s)",
+                   n->address);
+  if (strcmp(sched, n->address) == 0) return 0;
+  store_node peer;
+  memset(&peer, 0, sizeof peer);
+  int r = store_node_get(n->seq_st, sched, &peer, &s->err);
+  if (r < 0) return -1;
+  if (r == 0 || !peer.url || !*peer.url) {
+    store_node_clear(&peer);
+    if (same_address(sched, n->address))
+      return vn_errf(&s->err, "scheduler_mismatch",
+                     "Scheduler %s differs from this node's address %s only in letter case; use the "
+                     "exact (EIP-55) form",
+                     sched, n->address);
+    return vn_errf(&s->err, "scheduler_unknown",
+                   "Scheduler %s is not this node (%s) nor a node it knows", sched, n->address);
+  }
+  s->res->redirect_url = strdup(peer.url);
+  s->res->redirect_acc = strdup(peer.acc_id);
+  store_node_clear(&peer);
+  return 1;
+}
+
+static int seq_process(node *n, submission *s) {
+  int r = check_scheduler(n, s);
+  if (r) return r;
+  const char *mod = item_tag_get(s->it, "Module");
+  if (!mod || !*mod) return vn_errf(&s->err, "module_missing", "a Process item needs a Module tag");
+  char *fmt = NULL;
+  r = store_module_get(n->seq_st, mod, &fmt, NULL, NULL, &s->err);
+  if (r < 0) return -1;
+  if (r == 0)
+    return vn_errf(&s->err, "module_not_found",
+                   "module %s is not known to this node: POST the Module item first", mod);
+  if (!vm_find(fmt)) {
+    vn_errf(&s->err, "module_format_unsupported",
+            "module %s has format '%s', which this node cannot run yet (see GET /modules)", mod,
+            fmt);
+    free(fmt);
+    return -1;
+  }
+  free(fmt);
+  const char *pid = s->it->id;
+  int dup = pmap_get(&n->seq_procs, pid) ? 1 : store_message_assigned(n->seq_st, pid, &s->err);
+  if (dup < 0) return -1;
+  if (dup) return vn_errf(&s->err, "duplicate_message", "process %s is already spawned", pid);
+  const char *name = item_tag_get(s->it, "Name");
+  store_process sp = {.pid = (char *)pid,
+                      .module = (char *)mod,
+                      .owner = s->owner,
+                      .name = (char *)(name ? name : ""),
+                      .status = "running",
+                      .error = "",
+                      .nonce = 0,
+                      .spawn_ms = node_now_ms()};
+  node_chain_first(pid, sp.hash_chain);
+  if (put_item(n, s) || store_process_put(n->seq_st, &sp, &s->err)) return -1;
+  seq_proc *p = calloc(1, sizeof *p);
+  p->nonce = -1;
+  memcpy(p->chain, sp.hash_chain, 32);
+  p->last_ts = sp.spawn_ms;
+  pmap_put(&n->seq_procs, pid, p);
+  if (assign(n, s, pid, p, 0)) return -1;
+  atomic_fetch_add(&vn_metrics.spawns, 1);
+  atomic_fetch_add(&vn_metrics.processes, 1);
+  return 0;
+}
+
+/* Is `signer` allowed to push messages on behalf of other processes?
+ * This node and the nodes in its registry are. */
+static int may_push(node *n, const char *signer) {
+  if (same_address(signer, n->address)) return 1;
+  store_node peer;
+  memset(&peer, 0, sizeof peer);
+  int r = store_node_get(n->seq_st, signer, &peer, NULL);
+  store_node_clear(&peer);
+  return r == 1;
+}
+
+static int seq_message(node *n, submission *s) {
+  if (!s->it->has_target)
+    return vn_errf(&s->err, "target_missing", "a Message item needs a target (the process id)");
+  char pid[64];
+  b64url_encode(s->it->target, 32, pid, sizeof pid);
+  seq_proc *p = seq_proc_load(n, pid, &s->err);
+  if (!p) return -1;
+  int r = store_message_assigned(n->seq_st, s->it->id, &s->err);
+  if (r < 0) return -1;
+  if (r > 0)
+    return vn_errf(&s->err, "duplicate_message", "message %s is already assigned", s->it->id);
+  const char *fp = item_tag_get(s->it, "From-Process");
+  if (fp && *fp) {
+    if (!may_push(n, s->owner))
+      return vn_errf(&s->err, "push_not_allowed",
+                     "From-Process is only accepted from this node or a known peer, not %s",
+                     s->owner);
+    const char *seqs = item_tag_get(s->it, "Sequence");
+    char *end = NULL;
+    long long seq = seqs ? strtoll(seqs, &end, 10) : -1;
+    if (!seqs || !*seqs || *end || seq < 0)
+      return vn_errf(&s->err, "bad_sequence", "a pushed message needs a non-negative Sequence tag");
+    int64_t last = -1;
+    r = store_seq_get(n->seq_st, pid, fp, &last, &s->err);
+    if (r < 0) return -1;
+    if (r == 1 && seq <= last)
+      return vn_errf(&s->err, "sequence_not_increasing",
+                     "Sequence %lld from %s is not above the last one seen (%" PRId64 ")", seq, fp,
+                     last);
+    if (store_seq_put(n->seq_st, pid, fp, seq, &s->err)) return -1;
+  }
+  if (put_item(n, s)) return -1;
+  return assign(n, s, pid, p, p->nonce + 1);
+}
+
+static int seq_one(node *n, submission *s) {
+  const char *type = item_tag_get(s->it, "Type");
+  snprintf(s->res->type, sizeof s->res->type, "%s", type);
+  snprintf(s->res->id, sizeof s->res->id, "%s", s->it->id);
+  if (strcmp(type, "Module") == 0) return seq_module(n, s);
+  if (strcmp(type, "Process") == 0) return seq_process(n, s);
+  if (strcmp(type, "Message") == 0) return seq_message(n, s);
+  return vn_errf(&s->err, "unsupported_type",
+                 "items of Type=%s are not accepted by this node yet (Module, Process and Message are)",
+                 type);
+}
+
+static void exec_enqueue(node *n, job *j);
+
+static void seq_batch(node *n, submission *batch) {
+  uint64_t t0 = metrics_now_ns();
+  vn_err berr;
+  vn_err_clear(&berr);
+  int ok = store_begin(n->seq_st, &berr) == 0;
+  for (submission *s = batch; s; s = s->next) {
+    if (!ok) {
+      s->rc = -1;
+      s->err = berr;
+      continue;
+    }
+    /* Every check of one submission runs before its first write, so a refused
+     * item leaves nothing behind inside the shared transaction. A store
+     * error in the middle aborts the whole batch below. */
+    s->rc = seq_one(n, s);
+    if (s->rc < 0 && s->err.code && strcmp(s->err.code, "store_io") == 0) {
+      ok = 0;
+      berr = s->err;
+    }
+  }
+  if (ok && store_commit(n->seq_st, &berr)) ok = 0;
+  if (!ok) {
+    store_rollback(n->seq_st);
+    /* In-memory nonces may have moved ahead of the rolled back log. */
+    pmap_free(&n->seq_procs, free);
+    for (submission *s = batch; s; s = s->next) {
+      if (s->rc >= 0) {
+        s->rc = -1;
+        s->err = berr;
+        s->err.http = 503;
+      }
+    }
+    char qb[600];
+    vn_log(VN_LOG_ERROR, "seq.commit_failed", "error=%s msg=%s", berr.code ? berr.code : "",
+           log_quote(berr.msg, qb, sizeof qb));
+  } else {
+    atomic_fetch_add(&vn_metrics.commit_batches, 1);
+    metrics_observe(&vn_metrics.commit_latency, metrics_now_ns() - t0);
+  }
+  /* Hand assigned items to the executors (they take ownership). */
+  for (submission *s = batch; s; s = s->next) {
+    if (s->rc == 0 && s->res->nonce >= 0) {
+      job *j = calloc(1, sizeof *j);
+      j->kind = JOB_APPLY;
+      snprintf(j->pid, sizeof j->pid, "%s", s->res->pid);
+      j->nonce = s->res->nonce;
+      j->it = s->it;
+      s->it = NULL;
+      atomic_fetch_add(&vn_metrics.assignments, 1);
+      exec_enqueue(n, j);
+    }
+  }
+  pthread_mutex_lock(&n->seq_mu);
+  for (submission *s = batch; s; s = s->next) s->done = 1;
+  pthread_cond_broadcast(&n->done_cv);
+  pthread_mutex_unlock(&n->seq_mu);
+}
+
+static void *seq_main(void *arg) {
+  node *n = arg;
+  for (;;) {
+    pthread_mutex_lock(&n->seq_mu);
+    while (!n->q_head && !n->stopping) pthread_cond_wait(&n->seq_cv, &n->seq_mu);
+    if (!n->q_head && n->stopping) {
+      pthread_mutex_unlock(&n->seq_mu);
+      break;
+    }
+    /* Take up to BATCH_MAX waiting submissions. */
+    submission *batch = n->q_head, *last = batch;
+    int k = 1;
+    while (last->next && k < BATCH_MAX) {
+      last = last->next;
+      k++;
+    }
+    n->q_head = last->next;
+    if (!n->q_head) n->q_tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&n->seq_mu);
+    seq_batch(n, batch);
+  }
+  return NULL;
+}
+
+/* Stateless checks, run on the caller's thread in parallel. */
+static item *precheck(node *n, const uint8_t *raw, size_t len, char owner[ITEM_ADDR_MAX],
+                      vn_err *err) {
+  if (len > (size_t)n->cfg->max_item_size) {
+    vn_errh(err, 413, "body_too_large", "item is %zu bytes; this node accepts at most %" PRId64,
+            len, n->cfg->max_item_size);
+    return NULL;
+  }
+  item *it = item_decode(raw, len, err);
+  if (!it) return NULL;
+  if (item_verify(it, err) || item_tags_unique(it, err)) goto bad;
+  const char *dp = item_tag_get(it, "Data-Protocol");
+  if (dp && strcmp(dp, "hymx") && strcmp(dp, "ao")) {
+    vn_errf(err, "bad_data_protocol", "Data-Protocol must be 'hymx' or 'ao', not '%s'", dp);
+    goto bad;
+  }
+  const char *type = item_tag_get(it, "Type");
+  if (!type || !*type) {
+    vn_errf(err, "type_missing", "the item has no Type tag (Module, Process or Message)");
+    goto bad;
+  }
+  item_owner_address(it, owner);
+  return it;
+bad:
+  item_free(it);
+  return NULL;
+}
+
+int node_submit(node *n, const uint8_t *raw, size_t len, node_submit_res *res, vn_err *err) {
+  uint64_t t0 = metrics_now_ns();
+  memset(res, 0, sizeof *res);
+  res->nonce = -1;
+  submission s;
+  memset(&s, 0, sizeof s);
+  s.it = precheck(n, raw, len, s.owner, err);
+  if (!s.it) {
+    atomic_fetch_add(&vn_metrics.items_rejected, 1);
+    return -1;
+  }
+  s.raw = raw;
+  s.len = len;
+  s.res = res;
+  pthread_mutex_lock(&n->seq_mu);
+  if (n->stopping) {
+    pthread_mutex_unlock(&n->seq_mu);
+    item_free(s.it);
+    return vn_errh(err, 503, "shutting_down", "the node is shutting down");
+  }
+  if (n->q_tail) n->q_tail->next = &s;
+  else n->q_head = &s;
+  n->q_tail = &s;
+  pthread_cond_signal(&n->seq_cv);
+  while (!s.done) pthread_cond_wait(&n->done_cv, &n->seq_mu);
+  pthread_mutex_unlock(&n->seq_mu);
+  item_free(s.it); /* NULL when an executor took it */
+  if (s.rc < 0) {
+    if (err) *err = s.err;
+    atomic_fetch_add(&vn_metrics.items_rejected, 1);
+    return -1;
+  }
+  atomic_fetch_add(&vn_metrics.items_received, 1);
+  metrics_observe(&vn_metrics.assign_latency, metrics_now_ns() - t0);
+  return s.rc;
+}
+
+/* ---------------------------------------------------------- executors */
+
+static void exec_enqueue(node *n, job *j) {
+  executor *e = &n->exec[hash_str(j->pid) % NEXEC];
+  if (j->kind != JOB_DRYRUN) atomic_fetch_add(&vn_metrics.queue_depth, 1);
+  pthread_mutex_lock(&e->mu);
+  if (e->tail) e->tail->next = j;
+  else e->head = j;
+  e->tail = j;
+  pthread_cond_signal(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+
+static void exec_proc_free(void *p) {
+  exec_proc *ep = p;
+  if (ep->v) ep->v->ops->close(ep->v);
+  free(ep);
+}
+
+/* Load an item from the store by id. */
+static item *load_item(store *st, const char *id, vn_err *err) {
+  uint8_t *raw = NULL;
+  size_t len = 0;
+  int r = store_item_get(st, id, &raw, &len, err);
+  if (r <= 0) {
+    if (r == 0) vn_errf(err, "item_not_found", "item %s is missing from the store", id);
+    return NULL;
+  }
+  item *it = item_decode(raw, len, err);
+  free(raw);
+  return it;
+}
+
+/* Spawn a fresh VM instance for a process. */
+static vm *exec_spawn_vm(executor *e, const char *pid, vn_err *err) {
+  store_process sp;
+  memset(&sp, 0, sizeof sp);
+  int r = store_process_get(e->st, pid, &sp, err);
+  if (r <= 0) {
+    if (r == 0) vn_errf(err, "process_not_found", "process %s not found", pid);
+    return NULL;
+  }
+  vm *v = NULL;
+  item *proc = load_item(e->st, pid, err);
+  item *mod = proc ? load_item(e->st, sp.module, err) : NULL;
+  const char *fmt = mod ? item_tag_get(mod, "Module-Format") : NULL;
+  const vm_ops *ops = vm_find(fmt);
+  if (mod && !ops) vn_errf(err, "module_format_unsupported", "no VM for format %s", fmt ? fmt : "");
+  if (ops) {
+    json_t *meta = node_meta(e->n, pid, proc, sp.owner, 0, sp.spawn_ms);
+    json_t *env = json_pack("{s:o,s:o,s:o,s:i,s:i,s:{}}", "Meta", meta, "Process",
+                            item_brief(proc), "Module", item_brief(mod), "Nonce", 0, "Sequence",
+                            -1, "Received-Sequence");
+    vm_spawn_args a = {.pid = pid, .process = proc, .module = mod, .owner = sp.owner, .env = env};
+    if (ops->spawn(&a, &v, err)) v = NULL;
+    json_decref(env);
+  }
+  item_free(proc);
+  item_free(mod);
+  store_process_clear(&sp);
+  return v;
+}
+
+/* Apply assignment `nonce` of a process (item may be NULL: loaded from the
+ * store). Stores the result when mode is VM_APPLY. */
+static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t nonce, item *it,
+                          vm_mode mode, vn_err *err) {
+  store_assignment sa;
+  memset(&sa, 0, sizeof sa);
+  int r = store_assignment_by_nonce(e->st, pid, nonce, &sa, err);
+  if (r <= 0) {
+    if (r == 0) vn_errf(err, "assignment_missing", "process %s has no nonce %" PRId64, pid, nonce);
+    return -1;
+  }
+  item *own = NULL;
+  if (!it) it = own = load_item(e->st, sa.message_id, err);
+  if (!it) {
+    store_assignment_clear(&sa);
+    return -1;
+  }
+  char from[ITEM_ADDR_MAX + ITEM_ID_LEN];
+  const char *fp = item_tag_get(it, "From-Process");
+  if (fp && *fp) snprintf(from, sizeof from, "%s", fp);
+  else item_owner_address(it, from);
+  json_t *meta = node_meta(e->n, pid, it, from, nonce, sa.timestamp_ms);
+  vm_msg m = {.msg = it, .from = from, .meta = meta, .mode = mode};
+  json_t *res = NULL;
+  uint64_t t0 = metrics_now_ns();
+  vn_err verr;
+  vn_err_clear(&verr);
+  int rc = ep->v->ops->apply(ep->v, &m, &res, &verr);
+  metrics_observe(&vn_metrics.apply_latency, metrics_now_ns() - t0);
+  if (rc) {
+    /* The VM is broken: drop it; the next message rebuilds it from the log. */
+    atomic_fetch_add(&vn_metrics.vm_failures, 1);
+    char qb[600];
+    vn_log(VN_LOG_WARN, "vm.failure", "pid=%s nonce=%" PRId64 " error=%s msg=%s", pid, nonce,
+           verr.code ? verr.code : "",
+           log_quote(verr.msg, qb, sizeof qb));
+    ep->v->ops->close(ep->v);
+    ep->v = NULL;
+    ep->applied = -1;
+    res = vm_result_new();
+    char buf[600];
+    snprintf(buf, sizeof buf, "vm_failure: %s", verr.msg);
+    json_object_set_new(res, "Error", json_string(buf));
+  } else {
+    ep->applied = nonce;
+  }
+  if (mode == VM_APPLY) {
+    json_object_set_new(res, "Nonce", json_integer(nonce));
+    json_object_set_new(res, "Timestamp", json_integer(sa.timestamp_ms));
+    json_object_set_new(res, "Item-Id", json_string(it->id));
+    const char *pf = item_tag_get(it, "Pushed-For");
+    json_object_set_new(res, "From-Process", json_string(fp ? fp : ""));
+    json_object_set_new(res, "Pushed-For", json_string(pf ? pf : ""));
+    json_t *cache = json_object_get(res, "Cache");
+    const char *k;
+    json_t *v;
+    json_object_foreach(cache, k, v) {
+      char *val = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      store_cache_put(e->st, pid, k, val, NULL);
+      free(val);
+    }
+    json_t *er = json_object_get(res, "Error");
+    if (er && !json_is_null(er) && !(json_is_string(er) && !*json_string_value(er)))
+      atomic_fetch_add(&vn_metrics.result_errors, 1);
+    char *txt = json_dumps(res, JSON_COMPACT);
+    int wr = store_result_put(e->st, pid, nonce, it->id, sa.timestamp_ms, txt, err);
+    free(txt);
+    if (!wr) atomic_fetch_add(&vn_metrics.results, 1);
+    else rc = -1;
+  }
+  json_decref(res);
+  json_decref(meta);
+  item_free(own);
+  store_assignment_clear(&sa);
+  return rc ? -1 : 0;
+}
+
+/* Bring a process's VM up to (and including) nonce `upto`, replaying what
+ * already has results and applying what does not. */
+static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
+  if (!ep->v) {
+    ep->v = exec_spawn_vm(e, pid, err);
+    ep->applied = -1;
+    if (!ep->v) return -1;
+  }
+  if (ep->applied >= upto) return 0;
+  int64_t have = store_result_last_nonce(e->st, pid, NULL);
+  for (int64_t k = ep->applied + 1; k <= upto; k++) {
+    vm_mode mode = k <= have ? VM_REPLAY : VM_APPLY;
+    if (exec_apply_one(e, pid, ep, k, NULL, mode, err)) {
+      if (!ep->v) return -1;
+    }
+    if (!ep->v) return -1;
+  }
+  return 0;
+}
+
+static exec_proc *exec_proc_get(executor *e, const char *pid) {
+  exec_proc *ep = pmap_get(&e->procs, pid);
+  if (!ep) {
+    ep = calloc(1, sizeof *ep);
+    ep->applied = -1;
+    pmap_put(&e->procs, pid, ep);
+  }
+  return ep;
+}
+
+static void exec_dryrun(executor *e, job *j) {
+  exec_proc *ep = exec_proc_get(e, j->pid);
+  int64_t have = store_result_last_nonce(e->st, j->pid, NULL);
+  if (exec_catch_up(e, j->pid, ep, have, &j->err)) {
+    j->rc = -1;
+    return;
+  }
+  json_t *meta = node_meta(e->n, j->pid, j->it, j->from, ep->applied + 1, node_now_ms());
+  vm_msg m = {.msg = j->it, .from = j->from, .meta = meta, .mode = VM_DRYRUN};
+  j->rc = ep->v->ops->apply(ep->v, &m, &j->result, &j->err);
+  json_decref(meta);
+}
+
+static void exec_job(executor *e, job *j) {
+  vn_err err;
+  vn_err_clear(&err);
+  if (j->kind == JOB_DRYRUN) {
+    exec_dryrun(e, j);
+    return;
+  }
+  exec_proc *ep = exec_proc_get(e, j->pid);
+  if (ep->applied >= j->nonce) return; /* already done by a catch-up */
+  int rc = 0;
+  if (j->kind == JOB_CATCHUP) {
+    rc = exec_catch_up(e, j->pid, ep, j->nonce, &err);
+  } else {
+    if (j->nonce > 0 || ep->v) rc = exec_catch_up(e, j->pid, ep, j->nonce - 1, &err);
+    else if (!(ep->v = exec_spawn_vm(e, j->pid, &err))) rc = -1;
+    if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, VM_APPLY, &err);
+  }
+  if (rc && err.code) {
+    char qb[600];
+    vn_log(VN_LOG_ERROR, "exec.failed", "pid=%s nonce=%" PRId64 " error=%s msg=%s", j->pid,
+           j->nonce, err.code, log_quote(err.msg, qb, sizeof qb));
+    /* Record a result so that clients waiting on it are answered. */
+    if (store_result_last_nonce(e->st, j->pid, NULL) < j->nonce && j->it) {
+      json_t *res = vm_result_new();
+      char buf[600];
+      snprintf(buf, sizeof buf, "%s: %s", err.code, err.msg);
+      json_object_set_new(res, "Error", json_string(buf));
+      json_object_set_new(res, "Nonce", json_integer(j->nonce));
+      json_object_set_new(res, "Item-Id", json_string(j->it->id));
+      char *txt = json_dumps(res, JSON_COMPACT);
+      store_result_put(e->st, j->pid, j->nonce, j->it->id, node_now_ms(), txt, NULL);
+      free(txt);
+      json_decref(res);
+    }
+  }
+}
+
+static void *exec_main(void *arg) {
+  executor *e = arg;
+  node *n = e->n;
+  for (;;) {
+    pthread_mutex_lock(&e->mu);
+    while (!e->head && !e->stop) pthread_cond_wait(&e->cv, &e->mu);
+    if (!e->head && e->stop) {
+      pthread_mutex_unlock(&e->mu);
+      break;
+    }
+    job *list = e->head;
+    e->head = e->tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+
+    /* Results of a run of jobs go in one (non-durable) transaction: they
+     * can all be rebuilt from the log. Dry-runs are answered at once. */
+    int k = 0, in_tx = 0;
+    while (list) {
+      job *j = list;
+      list = j->next;
+      if (j->kind == JOB_DRYRUN) {
+        exec_job(e, j);
+        pthread_mutex_lock(&n->res_mu);
+        j->done = 1;
+        pthread_cond_broadcast(&n->res_cv);
+        pthread_mutex_unlock(&n->res_mu);
+        continue;
+      }
+      if (!in_tx) in_tx = store_begin(e->st, NULL) == 0;
+      exec_job(e, j);
+      atomic_fetch_sub(&vn_metrics.queue_depth, 1);
+      item_free(j->it);
+      free(j);
+      if (++k >= EXEC_BATCH_MAX || !list) {
+        if (in_tx && store_commit(e->st, NULL)) store_rollback(e->st);
+        in_tx = 0;
+        k = 0;
+        pthread_mutex_lock(&n->res_mu);
+        n->res_gen++;
+        pthread_cond_broadcast(&n->res_cv);
+        pthread_mutex_unlock(&n->res_mu);
+      }
+    }
+    if (in_tx && store_commit(e->st, NULL)) store_rollback(e->st);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------- results */
+
+int node_result_wait(node *n, const char *msgid, int timeout_ms, char **json, vn_err *err) {
+  store *st = node_store_get(n, err);
+  if (!st) return -1;
+  int64_t deadline = node_now_ms() + timeout_ms;
+  int64_t unknown_deadline = node_now_ms() + (timeout_ms < 1000 ? timeout_ms : 1000);
+  int rc = 0;
+  for (;;) {
+    pthread_mutex_lock(&n->res_mu);
+    uint64_t gen = n->res_gen;
+    pthread_mutex_unlock(&n->res_mu);
+    int r = store_result_get(st, msgid, json, err);
+    if (r != 0) {
+      rc = r;
+      break;
+    }
+    int64_t now = node_now_ms();
+    int assigned = store_message_assigned(st, msgid, err);
+    if (assigned < 0) {
+      rc = -1;
+      break;
+    }
+    if (!assigned && now >= unknown_deadline) {
+      vn_errh(err, 404, "message_not_found", "no message %s has been assigned on this node", msgid);
+      break;
+    }
+    if (now >= deadline) {
+      vn_errh(err, 504, "result_pending",
+              "message %s is assigned but its result is not ready after %d ms", msgid, timeout_ms);
+      break;
+    }
+    int64_t until = assigned ? deadline : unknown_deadline;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wait = until - now;
+    if (wait > 200) wait = 200; /* re-check periodically */
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&n->res_mu);
+    while (n->res_gen == gen) {
+      if (pthread_cond_timedwait(&n->res_cv, &n->res_mu, &ts) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&n->res_mu);
+  }
+  node_store_put(n, st);
+  return rc;
+}
+
+/* Turn an AO dry-run body into an unsigned item. */
+static item *dryrun_item(const char *pid, const json_t *msg, char *from, size_t fromlen,
+                         vn_err *err) {
+  if (!json_is_object(msg)) {
+    vn_errf(err, "bad_json", "dry-run body must be a JSON object");
+    return NULL;
+  }
+  item *it = item_new();
+  const char *id = json_string_value(json_object_get(msg, "Id"));
+  const char *owner = json_string_value(json_object_get(msg, "Owner"));
+  const char *data = json_string_value(json_object_get(msg, "Data"));
+  snprintf(it->id, sizeof it->id, "%s", id && strlen(id) <= ITEM_ID_LEN ? id : "dry-run");
+  snprintf(from, fromlen, "%s", owner ? owner : "");
+  if (data) item_set_data(it, (const uint8_t *)data, strlen(data));
+  item_set_target_b64(it, pid, NULL);
+  json_t *tags = json_object_get(msg, "Tags");
+  size_t i;
+  json_t *t;
+  json_array_foreach(tags, i, t) {
+    const char *name = json_string_value(json_object_get(t, "name"));
+    const char *value = json_string_value(json_object_get(t, "value"));
+    if (!name || !value) {
+      vn_errf(err, "bad_tags", "dry-run tag %zu needs string name and value", i);
+      item_free(it);
+      return NULL;
+    }
+    if (item_add_tag(it, name, value, err)) {
+      item_free(it);
+      return NULL;
+    }
+  }
+  const char *fp = item_tag_get(it, "From-Process");
+  if (fp && *fp) snprintf(from, fromlen, "%s", fp);
+  item_add_tag(it, "Read-Only", "true", NULL);
+  return it;
+}
+
+int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn_err *err) {
+  store *st = node_store_get(n, err);
+  if (!st) return -1;
+  store_process sp;
+  memset(&sp, 0, sizeof sp);
+  int r = store_process_get(st, pid, &sp, err);
+  node_store_put(n, st);
+  store_process_clear(&sp);
+  if (r <= 0) {
+    if (r == 0) vn_errh(err, 404, "process_not_found", "process %s is not hosted here", pid);
+    return -1;
+  }
+  job *j = calloc(1, sizeof *j);
+  j->kind = JOB_DRYRUN;
+  snprintf(j->pid, sizeof j->pid, "%s", pid);
+  j->it = dryrun_item(pid, msg, j->from, sizeof j->from, err);
+  if (!j->it) {
+    free(j);
+    return -1;
+  }
+  exec_enqueue(n, j);
+  pthread_mutex_lock(&n->res_mu);
+  while (!j->done) pthread_cond_wait(&n->res_cv, &n->res_mu);
+  pthread_mutex_unlock(&n->res_mu);
+  int rc = j->rc;
+  if (rc) {
+    if (err) *err = j->err;
+  } else {
+    *result = j->result;
+  }
+  item_free(j->it);
+  free(j);
+  return rc ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- info */
+
+json_t *node_info(node *n) {
+  const config *c = n->cfg;
+  store *st = node_store_get(n, NULL);
+  int64_t count = st ? store_process_count(st) : 0;
+  node_store_put(n, st);
+  json_t *formats = json_array();
+  return json_pack("{s:s,s:s,s:s,s:b,s:{s:s,s:s,s:s,s:s,s:s},s:I,s:o}", "Protocol", "hymx",
+                   "Variant", "v0.1.0", "Node-Version", VMNODE_VERSION, "Join-Network",
+                   c->join_network, "Node", "Acc-Id", n->address, "Name",
+                   c->node_name ? c->node_name : "", "Role", "main", "Desc",
+                   c->node_desc ? c->node_desc : "", "URL", config_base_url(c), "Vm-Count",
+                   (json_int_t)count, "Formats", formats);
+}
+
+/* ------------------------------------------------------------ start/stop */
+
+static int load_key(node *n, vn_err *err) {
+  const config *c = n->cfg;
+  if (c->prv_key) n->key = item_key_from_hex(c->prv_key, err);
+  else if (c->keyfile_path) n->key = item_key_from_jwk_file(c->keyfile_path, err);
+  else {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/node.key", n->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      char hex[128] = "";
+      if (!fgets(hex, sizeof hex, f)) hex[0] = 0;
+      fclose(f);
+      hex[strcspn(hex, "\r\n ")] = 0;
+      n->key = item_key_from_hex(hex, err);
+      if (!n->key) vn_err_wrap(err, "reading %s", path);
+    } else {
+      n->key = item_key_generate(err);
+      char hex[67];
+      if (!n->key || item_key_to_hex(n->key, hex)) return -1;
+      int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+      if (fd < 0) return vn_errf(err, "bad_data_dir", "cannot write %s: %s", path, strerror(errno));
+      size_t hl = strlen(hex);
+      int ok = write(fd, hex, hl) == (ssize_t)hl && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+      close(fd);
+      if (!ok) return vn_errf(err, "bad_data_dir", "cannot write %s", path);
+      vn_log(VN_LOG_INFO, "node.key_generated", "path=%s address=%s", path,
+             item_key_address(n->key));
+    }
+  }
+  if (!n->key) return -1;
+  snprintf(n->address, sizeof n->address, "%s", item_key_address(n->key));
+  return 0;
+}
+
+/* Load hymx-style module files (mod/mod-<id>.json) from a directory. */
+static void load_module_dir(node *n, const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t l = strlen(de->d_name);
+    if (strncmp(de->d_name, "mod-", 4) || l < 9 || strcmp(de->d_name + l - 5, ".json")) continue;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    vn_err err;
+    vn_err_clear(&err);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    item *it = j ? item_from_json(j, &err) : NULL;
+    json_decref(j);
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    if (it && !item_verify(it, &err)) raw = item_encode(it, &len, &err);
+    if (!raw) {
+      char qb[600];
+      vn_log(VN_LOG_WARN, "node.module_skipped", "path=%s error=%s", path,
+             log_quote(j ? err.msg : je.text, qb, sizeof qb));
+      item_free(it);
+      continue;
+    }
+    node_submit_res res;
+    if (node_submit(n, raw, len, &res, &err) == 0)
+      vn_log(VN_LOG_INFO, "node.module_loaded", "path=%s id=%s format=%s", path, it->id,
+             item_tag_get(it, "Module-Format"));
+    else {
+      char qb[600];
+      vn_log(VN_LOG_WARN, "node.module_skipped", "path=%s error=%s msg=%s", path, err.code,
+             log_quote(err.msg, qb, sizeof qb));
+    }
+    node_submit_res_clear(&res);
+    free(raw);
+    item_free(it);
+  }
+  closedir(d);
+}
+
+typedef struct recover_ctx {
+  node *n;
+  int64_t pending;
+} recover_ctx;
+
+static int recover_one(void *ctx, const store_process *p) {
+  recover_ctx *rc = ctx;
+  store *st = rc->n->exec[0].st;
+  atomic_fetch_add(&vn_metrics.processes, 1);
+  int64_t have = store_result_last_nonce(st, p->pid, NULL);
+  if (have < p->nonce) {
+    job *j = calloc(1, sizeof *j);
+    j->kind = JOB_CATCHUP;
+    snprintf(j->pid, sizeof j->pid, "%s", p->pid);
+    j->nonce = p->nonce;
+    rc->pending += p->nonce - have;
+    exec_enqueue(rc->n, j);
+  }
+  return 0;
+}
+
+node *node_open(const config *c, vn_err *err) {
+  vm_register_builtins();
+  node *n = calloc(1, sizeof *n);
+  n->cfg = c;
+  n->data_dir = strdup(c->data_dir);
+  pthread_mutex_init(&n->seq_mu, NULL);
+  pthread_cond_init(&n->seq_cv, NULL);
+  pthread_cond_init(&n->done_cv, NULL);
+  pthread_mutex_init(&n->res_mu, NULL);
+  pthread_cond_init(&n->res_cv, NULL);
+  pthread_mutex_init(&n->pool_mu, NULL);
+  if (mkdir_p(n->data_dir, err) || load_key(n, err)) goto fail;
+  if (asprintf(&n->db_path, "%s/vmnode.db", n->data_dir) < 0) goto fail;
+  n->seq_st = store_open(n->db_path, 1, err);
+  if (!n->seq_st) goto fail;
+  for (int i = 0; i < NEXEC; i++) {
+    executor *e = &n->exec[i];
+    e->n = n;
+    e->idx = i;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->st = store_open(n->db_path, 0, err);
+    if (!e->st) goto fail;
+  }
+
+  /* Register this node and its configured peers. */
+  store_node self = {.acc_id = n->address,
+                     .name = c->node_name ? c->node_name : "",
+                     .role = "main",
+                     .desc = c->node_desc ? c->node_desc : "",
+                     .url = (char *)config_base_url(c)};
+  if (store_node_put(n->seq_st, &self, err)) goto fail;
+  for (size_t i = 0; i < c->npeers; i++) {
+    store_node p = {.acc_id = c->peers[i].acc_id,
+                    .name = c->peers[i].name ? c->peers[i].name : "",
+                    .role = "peer",
+                    .desc = "",
+                    .url = c->peers[i].url};
+    if (store_node_put(n->seq_st, &p, err)) goto fail;
+  }
+
+  atomic_store(&vn_metrics.processes, 0);
+  if (pthread_create(&n->seq_th, NULL, seq_main, n)) {
+    vn_errf(err, "thread", "cannot start the sequencer thread");
+    goto fail;
+  }
+  /* Queue catch-up work before the executors start so it runs first. */
+  recover_ctx rc = {.n = n};
+  if (store_process_each(n->exec[0].st, recover_one, &rc, err)) goto fail_threads;
+  if (rc.pending)
+    vn_log(VN_LOG_INFO, "node.recover", "results_to_rebuild=%" PRId64, rc.pending);
+  for (int i = 0; i < NEXEC; i++) {
+    if (pthread_create(&n->exec[i].th, NULL, exec_main, &n->exec[i])) {
+      vn_errf(err, "thread", "cannot start an executor thread");
+      goto fail_threads;
+    }
+  }
+  char moddir[4200];
+  snprintf(moddir, sizeof moddir, "%s/mod", n->data_dir);
+  load_module_dir(n, moddir);
+  load_module_dir(n, "mod");
+  vn_log(VN_LOG_INFO, "node.open", "address=%s data_dir=%s processes=%lld", n->address, n->data_dir,
+         (long long)atomic_load(&vn_metrics.processes));
+  return n;
+
+fail_threads:
+  node_close(n);
+  return NULL;
+fail:
+  /* Threads were not started: release by hand. */
+  for (int i = 0; i < NEXEC; i++)
+    if (n->exec[i].st) store_close(n->exec[i].st);
+  if (n->seq_st) store_close(n->seq_st);
+  item_key_free(n->key);
+  free(n->db_path);
+  free(n->data_dir);
+  free(n);
+  return NULL;
+}
+
+void node_close(node *n) {
+  if (!n) return;
+  pthread_mutex_lock(&n->seq_mu);
+  n->stopping = 1;
+  pthread_cond_broadcast(&n->seq_cv);
+  pthread_mutex_unlock(&n->seq_mu);
+  if (n->seq_th) pthread_join(n->seq_th, NULL);
+  for (int i = 0; i < NEXEC; i++) {
+    executor *e = &n->exec[i];
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->th) pthread_join(e->th, NULL);
+    /* Jobs left (only when threads never started). */
+    for (job *j = e->head; j;) {
+      job *nx = j->next;
+      item_free(j->it);
+      free(j);
+      j = nx;
+    }
+    pmap_free(&e->procs, exec_proc_free);
+    if (e->st) store_close(e->st);
+  }
+  pmap_free(&n->seq_procs, free);
+  if (n->seq_st) store_close(n->seq_st);
+  for (int i = 0; i < n->npool; i++) store_close(n->pool[i]);
+  item_key_free(n->key);
+  free(n->db_path);
+  free(n->data_dir);
+  free(n);
+}
