@@ -17,8 +17,15 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test unit e2e interop asan fuzz bench clean format
-all: $(BUILD)/vmnode
+.PHONY: all test unit e2e interop asan fuzz bench clean format tools
+all: $(BUILD)/vmnode tools
+
+# Helpers for tests and benches (not installed).
+tools: $(BUILD)/loadgen
+
+$(BUILD)/loadgen: bench/loadgen.c $(BUILD)/libvmnode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -38,7 +45,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libvmnode.a
 unit: $(TEST_BIN) $(BUILD)/vmnode
 	@tests/run-unit.sh $(BUILD)
 
-e2e: $(BUILD)/vmnode
+e2e: $(BUILD)/vmnode tools
 	@tests/run-e2e.sh $(BUILD)
 
 interop: $(BUILD)/vmnode
