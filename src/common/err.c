@@ -30,13 +30,18 @@ int vn_errh(vn_err *err, int http, const char *code, const char *fmt, ...) {
 
 void vn_err_wrap(vn_err *err, const char *fmt, ...) {
   if (!err) return;
-  char pre[256], old[sizeof err->msg];
+  char buf[2 * sizeof err->msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(pre, sizeof pre, fmt, ap);
+  int n = vsnprintf(buf, sizeof err->msg, fmt, ap);
   va_end(ap);
-  memcpy(old, err->msg, sizeof old);
-  snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+  if (n < 0) return;
+  size_t k = (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
+  memcpy(buf + k, ": ", 2);
+  memcpy(buf + k + 2, err->msg, sizeof err->msg);
+  buf[sizeof buf - 1] = 0;
+  memcpy(err->msg, buf, sizeof err->msg - 1);
+  err->msg[sizeof err->msg - 1] = 0;
 }
 
 void vn_err_clear(vn_err *err) {
