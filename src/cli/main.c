@@ -957,13 +957,24 @@ static int cmd_verify_log(const opts *o) {
     store *st = store_open(path, 0, &err);
     if (!st) return die(&err);
     store_fetch f = {.st = st, .pid = pid};
-    r = node_verify_log(pid, sched, store_fetch_fn, &f, &rep, &err);
+    store_process sp;
+    memset(&sp, 0, sizeof sp);
+    int64_t last = store_process_get(st, pid, &sp, NULL) == 1 ? sp.nonce : -1;
+    store_process_clear(&sp);
+    r = node_verify_log_upto(pid, sched, last, store_fetch_fn, &f, &rep, &err);
     store_close(st);
   } else {
     if (!sched) sched = fetch_info_address(o, &c, &err);
     if (!sched) return die(&err);
     http_fetch f = {.base = node_url(o, &c), .pid = pid};
-    r = node_verify_log(pid, sched, http_fetch_fn, &f, &rep, &err);
+    char path[256];
+    snprintf(path, sizeof path, "/nonce/%s", pid);
+    httpc_resp hr;
+    int64_t last = -1;
+    if (http("GET", f.base, path, NULL, NULL, 0, &hr, &err) == 200 && hr.body)
+      last = strtoll(hr.body, NULL, 10);
+    httpc_resp_free(&hr);
+    r = node_verify_log_upto(pid, sched, last, http_fetch_fn, &f, &rep, &err);
   }
   free(sched);
   if (r < 0) return die(&err);

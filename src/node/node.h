@@ -95,6 +95,11 @@ typedef int (*vlog_fetch_fn)(void *ctx, int64_t nonce, item **assignment, item *
 int node_verify_log(const char *pid, const char *scheduler, vlog_fetch_fn fetch, void *ctx,
                     vlog_report *rep, vn_err *err);
 
+/* Same, and the log must reach last_nonce (the nonce the scheduler reports
+ * for the process): a log cut short is a failure, not a shorter success. */
+int node_verify_log_upto(const char *pid, const char *scheduler, int64_t last_nonce,
+                         vlog_fetch_fn fetch, void *ctx, vlog_report *rep, vn_err *err);
+
 /* Hash chain: H0 = SHA-256(pid bytes); H(n) = SHA-256(H(n-1) || id(n-1)). */
 int node_chain_first(const char *pid, uint8_t out[32]);
 void node_chain_next(const uint8_t prev[32], const char *prev_assignment_id, uint8_t out[32]);

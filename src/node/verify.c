@@ -81,6 +81,11 @@ static int check_one(const char *pid, const char *sched, int64_t nonce, const it
 
 int node_verify_log(const char *pid, const char *scheduler, vlog_fetch_fn fetch, void *ctx,
                     vlog_report *rep, vn_err *err) {
+  return node_verify_log_upto(pid, scheduler, -1, fetch, ctx, rep, err);
+}
+
+int node_verify_log_upto(const char *pid, const char *scheduler, int64_t last_nonce,
+                         vlog_fetch_fn fetch, void *ctx, vlog_report *rep, vn_err *err) {
   memset(rep, 0, sizeof *rep);
   rep->bad_nonce = -1;
   uint8_t chain[32];
@@ -93,6 +98,11 @@ int node_verify_log(const char *pid, const char *scheduler, vlog_fetch_fn fetch,
     if (r < 0) return -1;
     if (r == 0) {
       if (nonce == 0) return fail(rep, 0, "the log of %s is empty (no spawn at nonce 0)", pid);
+      if (last_nonce >= nonce)
+        return fail(rep, nonce,
+                    "the log stops at nonce %" PRId64 " but the scheduler reports nonce %" PRId64
+                    " (assignments missing)",
+                    nonce - 1, last_nonce);
       return 0;
     }
     if (!sched[0]) item_owner_address(a, sched);

@@ -970,9 +970,10 @@ int store_module_put(store *s, const char *id, const char *format, const uint8_t
 
 int store_module_get(store *s, const char *id, char **format, uint8_t **raw, size_t *len,
                      vn_err *err) {
+  /* raw and len may be NULL when only the format is wanted. */
+  uint8_t *rawv = NULL;
+  size_t lenv = 0;
   *format = NULL;
-  *raw = NULL;
-  *len = 0;
   sqlite3_stmt *st = q_get(s, Q_MOD_GET, err, "reading module");
   if (!st) return -1;
   bind_text(st, 1, id);
@@ -980,13 +981,13 @@ int store_module_get(store *s, const char *id, char **format, uint8_t **raw, siz
   if (rc == SQLITE_ROW) {
     int oom = 0;
     *format = col_dup(st, 0, &oom);
-    *raw = col_blob_dup(st, 1, len, &oom);
+    if (raw) rawv = col_blob_dup(st, 1, &lenv, &oom);
     if (oom) {
       free(*format);
-      free(*raw);
+      free(rawv);
       *format = NULL;
-      *raw = NULL;
-      *len = 0;
+      rawv = NULL;
+      lenv = 0;
       ret = oom_err(err, "reading module");
     } else {
       ret = 1;
@@ -994,6 +995,8 @@ int store_module_get(store *s, const char *id, char **format, uint8_t **raw, siz
   } else if (rc != SQLITE_DONE) {
     ret = io_err(s, err, "reading module");
   }
+  if (raw) *raw = rawv;
+  if (len) *len = lenv;
   q_done(s, Q_MOD_GET, st);
   return ret;
 }

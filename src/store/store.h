@@ -110,7 +110,8 @@ int store_seq_put(store *s, const char *pid, const char *from, int64_t seq, vn_e
 
 /* ---- modules ---- */
 int store_module_put(store *s, const char *id, const char *format, const uint8_t *raw, size_t len, vn_err *err);
-int store_module_get(store *s, const char *id, char **format, uint8_t **raw, size_t *len, vn_err *err); /* 1/0/-1 */
+/* 1/0/-1; raw and len may be NULL when only the format is wanted. */
+int store_module_get(store *s, const char *id, char **format, uint8_t **raw, size_t *len, vn_err *err);
 int store_module_each(store *s, int (*fn)(void *ctx, const char *id, const char *format), void *ctx, vn_err *err);
 
 /* ---- checkpoints (image files live under the data dir; rows point at them) ---- */
