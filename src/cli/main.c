@@ -257,6 +257,19 @@ static item_key *user_key(const opts *o, vn_err *err) {
   return k;
 }
 
+/* A random 32-byte anchor, so two otherwise equal items (same signer, tags
+ * and data: deterministic signatures) still get different ids. */
+static void random_anchor(item *it) {
+  uint8_t a[32];
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(a, 1, sizeof a, f) != sizeof a) {
+    if (f) fclose(f);
+    return;
+  }
+  fclose(f);
+  item_set_anchor(it, a);
+}
+
 /* Add --tag Name=Value options to an item. */
 static int add_tag_opts(const opts *o, item *it, vn_err *err) {
   for (int i = 0; i < o->n; i++) {
@@ -712,6 +725,7 @@ static int cmd_spawn(const opts *o) {
   item_key *k = user_key(o, &err);
   if (!k) return die(&err);
   item *it = item_new();
+  random_anchor(it);
   int rc = item_add_tag(it, "Data-Protocol", "hymx", &err) ||
            item_add_tag(it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Process", &err) || item_add_tag(it, "Module", mod, &err) ||
@@ -757,6 +771,7 @@ static int cmd_send(const opts *o) {
   item_key *k = user_key(o, &err);
   if (!k) return die(&err);
   item *it = item_new();
+  random_anchor(it);
   int rc = item_set_target_b64(it, pid, &err) ||
            item_add_tag(it, "Data-Protocol", "hymx", &err) ||
            item_add_tag(it, "Variant", "v0.1.0", &err) ||
