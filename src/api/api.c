@@ -29,11 +29,11 @@
 
 typedef struct req {
   api_route r;
-  uint64_t t0;    /* metrics_now_ns() when the headers arrived */
-  size_t limit;   /* body bytes kept for this route; 0 = none */
-  uint8_t *body;  /* malloc'd */
+  uint64_t t0;   /* metrics_now_ns() when the headers arrived */
+  size_t limit;  /* body bytes kept for this route; 0 = none */
+  uint8_t *body; /* malloc'd */
   size_t len, cap;
-  int too_large;  /* the body went past limit */
+  int too_large; /* the body went past limit */
 } req;
 
 static const char *route_message(const api_route *r) {
@@ -82,8 +82,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, req *q, api_resp *o) 
                             o->ctype ? o->ctype : "application/json");
   MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
   MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
-  MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                          "*, Authorization, Content-Type");
+  MHD_add_response_header(resp, "Access-Control-Allow-Headers", "*, Authorization, Content-Type");
   MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Location");
   if (q->r.id == AR_OPTIONS) MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
   if (o->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow_for(&q->r));
@@ -132,9 +131,8 @@ static void too_large(api *a, req *q, api_resp *o) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   (void)version;
   api *a = cls;
   req *q = *con_cls;
@@ -151,8 +149,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       else if (q->r.id == AR_DRYRUN)
         q->limit = API_JSON_BODY_MAX;
     }
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (q->limit && cl) {
       char *end;
       errno = 0;
@@ -217,9 +215,8 @@ api *api_start(node *n, const config *c, vn_err *err) {
   const char *host = c->listen_host && c->listen_host[0] ? c->listen_host : "127.0.0.1";
   char port[16];
   snprintf(port, sizeof port, "%d", c->listen_port);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                           .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *res = NULL;
   int grc = getaddrinfo(host, port, &hints, &res);
   if (grc != 0 || !res) {
@@ -233,13 +230,15 @@ api *api_start(node *n, const config *c, vn_err *err) {
   if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   errno = 0;
   a->d = MHD_start_daemon(flags, (uint16_t)c->listen_port, NULL, NULL, on_request, a,
-                          MHD_OPTION_SOCK_ADDR, res->ai_addr,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
-                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
-                          MHD_OPTION_END);
+                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a, /* first, or MHD warns */
+                          MHD_OPTION_SOCK_ADDR, res->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                          (unsigned)API_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                          (unsigned)API_CONNECTION_TIMEOUT_S,
+                          /* MHD_OPTION_LISTENING_ADDRESS_REUSE is left out on purpose:
+                           * unset, MHD sets SO_REUSEADDR (a restart binds at once despite
+                           * TIME_WAIT); 0 would mean "exclusive" (no SO_REUSEADDR) and 1
+                           * adds SO_REUSEPORT, letting a second node share the port. */
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
   int e = errno;
   freeaddrinfo(res);
   if (!a->d) {

@@ -53,8 +53,10 @@ static void resp_error_v(api_resp *o, int status, const char *code, const char *
   json_object_set_new(j, "error", json_string(code ? code : "internal_error"));
   json_t *m = json_string(msg); /* NULL when msg is not UTF-8 */
   if (!m) m = json_string("(message not UTF-8)");
-  if (msg[0]) json_object_set_new(j, "message", m);
-  else json_decref(m);
+  if (msg[0])
+    json_object_set_new(j, "message", m);
+  else
+    json_decref(m);
   api_resp_json(o, status, j);
 }
 
@@ -137,8 +139,9 @@ static void h_submit(api *a, const uint8_t *body, size_t len, api_resp *o) {
   if (rc == 0) {
     api_resp_json(o, 200, json_pack("{s:s,s:s}", "id", res.id, "message", ""));
   } else if (rc == 1 && res.redirect_url) {
-    api_resp_json(o, 308, json_pack("{s:s,s:s}", "Acc-Id", res.redirect_acc ? res.redirect_acc : "",
-                                    "URL", res.redirect_url));
+    api_resp_json(o, 308,
+                  json_pack("{s:s,s:s}", "Acc-Id", res.redirect_acc ? res.redirect_acc : "", "URL",
+                            res.redirect_url));
     o->location = strdup(res.redirect_url);
   } else if (rc == 1) {
     api_resp_error(o, 500, "internal_error", "redirect without a URL");
@@ -217,7 +220,8 @@ static int page_row(void *ctx, int64_t nonce, int64_t ts, const char *json) {
   page_ctx *p = ctx;
   if (p->rows++ >= p->limit) return 0; /* the extra row only tells hasNextPage */
   char cur[160];
-  int n = snprintf(cur, sizeof cur, "{\"timestamp\":%lld,\"ordinate\":\"%lld\",\"cron\":null,\"sort\":\"%s\"}",
+  int n = snprintf(cur, sizeof cur,
+                   "{\"timestamp\":%lld,\"ordinate\":\"%lld\",\"cron\":null,\"sort\":\"%s\"}",
                    (long long)ts, (long long)nonce, p->asc ? "ASC" : "DESC");
   char *c64 = b64std_encode_alloc((const uint8_t *)cur, (size_t)n);
   if (!c64) return 1;
@@ -237,8 +241,10 @@ static void h_results(api *a, const api_route *r, api_resp *o) {
   store_process_clear(&p);
   if (rc <= 0) {
     node_store_put(a->n, s);
-    if (rc < 0) api_resp_vn_err(o, &e, 500);
-    else api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
+    if (rc < 0)
+      api_resp_vn_err(o, &e, 500);
+    else
+      api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
     return;
   }
   char *edges = NULL;
@@ -306,9 +312,12 @@ static void h_message(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_item_get(s, r->msgid, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0) api_resp_vn_err(o, &e, 500);
-  else if (rc == 0) resp_null(o);
-  else resp_raw_item(o, raw, len);
+  if (rc < 0)
+    api_resp_vn_err(o, &e, 500);
+  else if (rc == 0)
+    resp_null(o);
+  else
+    resp_raw_item(o, raw, len);
   free(raw);
 }
 
@@ -326,10 +335,14 @@ static void h_assignment(api *a, const api_route *r, int by_nonce, int want_mess
   size_t len = 0;
   if (rc == 1 && want_message) rc = store_item_get(s, as.message_id, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0) api_resp_vn_err(o, &e, 500);
-  else if (rc == 0) resp_null(o);
-  else if (want_message) resp_raw_item(o, raw, len);
-  else resp_raw_item(o, as.raw, as.raw_len);
+  if (rc < 0)
+    api_resp_vn_err(o, &e, 500);
+  else if (rc == 0)
+    resp_null(o);
+  else if (want_message)
+    resp_raw_item(o, raw, len);
+  else
+    resp_raw_item(o, as.raw, as.raw_len);
   free(raw);
   store_assignment_clear(&as);
 }
@@ -376,9 +389,12 @@ static void h_nonce(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_process_get(s, r->pid, &p, &e);
   node_store_put(a->n, s);
-  if (rc < 0) api_resp_vn_err(o, &e, 500);
-  else if (rc == 0) api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
-  else api_resp_json(o, 200, json_integer(p.nonce));
+  if (rc < 0)
+    api_resp_vn_err(o, &e, 500);
+  else if (rc == 0)
+    api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
+  else
+    api_resp_json(o, 200, json_integer(p.nonce));
   store_process_clear(&p);
 }
 
@@ -405,17 +421,17 @@ static json_t *su_process(store *s, const char *pid, vn_err *e) {
   if (!it || !asg || !ij) {
     json_decref(asg);
     json_decref(ij);
-    if (e->code == NULL) vn_errh(e, 500, "store_corrupt", "stored spawn of %s does not decode", pid);
+    if (e->code == NULL)
+      vn_errh(e, 500, "store_corrupt", "stored spawn of %s does not decode", pid);
     goto done;
   }
   char addr[ITEM_ADDR_MAX] = "";
   item_owner_address(it, addr);
-  json_t *proc = json_pack("{s:s,s:s,s:{s:s,s:O},s:O,s:I,s:O,s:O,s:O}", "id", pid, "process_id",
-                           pid, "owner", "address", addr, "key", json_object_get(ij, "owner"), "tags",
-                           json_object_get(ij, "tags"), "timestamp", (json_int_t)as.timestamp_ms,
-                           "data", json_object_get(ij, "data"), "anchor",
-                           json_object_get(ij, "anchor"), "signature",
-                           json_object_get(ij, "signature"));
+  json_t *proc = json_pack(
+      "{s:s,s:s,s:{s:s,s:O},s:O,s:I,s:O,s:O,s:O}", "id", pid, "process_id", pid, "owner", "address",
+      addr, "key", json_object_get(ij, "owner"), "tags", json_object_get(ij, "tags"), "timestamp",
+      (json_int_t)as.timestamp_ms, "data", json_object_get(ij, "data"), "anchor",
+      json_object_get(ij, "anchor"), "signature", json_object_get(ij, "signature"));
   json_decref(ij);
   if (!proc) {
     json_decref(asg);
@@ -573,9 +589,12 @@ static void h_module(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_module_get(s, r->msgid, &format, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0) api_resp_vn_err(o, &e, 500);
-  else if (rc == 0) resp_null(o);
-  else resp_raw_item(o, raw, len);
+  if (rc < 0)
+    api_resp_vn_err(o, &e, 500);
+  else if (rc == 0)
+    resp_null(o);
+  else
+    resp_raw_item(o, raw, len);
   free(format);
   free(raw);
 }
@@ -589,7 +608,8 @@ static void h_cache(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_cache_get(s, r->pid, r->key, &v, &e);
   node_store_put(a->n, s);
-  if (rc < 0) api_resp_vn_err(o, &e, 500);
+  if (rc < 0)
+    api_resp_vn_err(o, &e, 500);
   else if (rc == 0)
     api_resp_error(o, 404, "cache_key_not_found", "process %s has no cache key \"%s\"", r->pid,
                    r->key);
@@ -615,41 +635,81 @@ static void h_metrics(api_resp *o) {
 
 void api_handle(api *a, const api_route *r, const uint8_t *body, size_t len, api_resp *o) {
   switch (r->id) {
-    case AR_SUBMIT: h_submit(a, body, len, o); break;
+    case AR_SUBMIT:
+      h_submit(a, body, len, o);
+      break;
     case AR_SU_INFO:
-      api_resp_json(o, 200, json_pack("{s:I,s:s}", "timestamp", (json_int_t)now_ms(), "address",
-                                      node_address(a->n)));
+      api_resp_json(
+          o, 200,
+          json_pack("{s:I,s:s}", "timestamp", (json_int_t)now_ms(), "address", node_address(a->n)));
       break;
     case AR_INFO: {
       json_t *j = node_info(a->n);
-      if (j) api_resp_json(o, 200, j);
-      else resp_oom(o);
+      if (j)
+        api_resp_json(o, 200, j);
+      else
+        resp_oom(o);
       break;
     }
     case AR_TIMESTAMP:
       /* No chain behind this node: the block height is a constant zero. */
-      api_resp_json(o, 200, json_pack("{s:I,s:s}", "timestamp", (json_int_t)now_ms(),
-                                      "block_height", "000000000000"));
+      api_resp_json(o, 200,
+                    json_pack("{s:I,s:s}", "timestamp", (json_int_t)now_ms(), "block_height",
+                              "000000000000"));
       break;
-    case AR_RESULT: h_result(a, r, o); break;
-    case AR_RESULTS: h_results(a, r, o); break;
-    case AR_DRYRUN: h_dryrun(a, r, body, len, o); break;
-    case AR_MESSAGE: h_message(a, r, o); break;
-    case AR_MESSAGE_BY_NONCE: h_assignment(a, r, 1, 1, o); break;
-    case AR_ASSIGNMENT_BY_NONCE: h_assignment(a, r, 1, 0, o); break;
-    case AR_ASSIGNMENT_BY_MESSAGE: h_assignment(a, r, 0, 0, o); break;
-    case AR_SU_MESSAGE: h_su_message(a, r, o); break;
-    case AR_NONCE: h_nonce(a, r, o); break;
+    case AR_RESULT:
+      h_result(a, r, o);
+      break;
+    case AR_RESULTS:
+      h_results(a, r, o);
+      break;
+    case AR_DRYRUN:
+      h_dryrun(a, r, body, len, o);
+      break;
+    case AR_MESSAGE:
+      h_message(a, r, o);
+      break;
+    case AR_MESSAGE_BY_NONCE:
+      h_assignment(a, r, 1, 1, o);
+      break;
+    case AR_ASSIGNMENT_BY_NONCE:
+      h_assignment(a, r, 1, 0, o);
+      break;
+    case AR_ASSIGNMENT_BY_MESSAGE:
+      h_assignment(a, r, 0, 0, o);
+      break;
+    case AR_SU_MESSAGE:
+      h_su_message(a, r, o);
+      break;
+    case AR_NONCE:
+      h_nonce(a, r, o);
+      break;
     case AR_NODES:
     case AR_NODE:
-    case AR_NODES_BY_PROCESS: h_nodes(a, r, o); break;
-    case AR_PROCESSES: h_processes(a, r, o); break;
-    case AR_MODULES: h_modules(a, o); break;
-    case AR_MODULE: h_module(a, r, o); break;
-    case AR_CACHE: h_cache(a, r, o); break;
-    case AR_METRICS: h_metrics(o); break;
-    case AR_VERIFY_LOG: h_verify_log(a, r, o); break;
-    default: api_resp_error(o, 404, "not_found", "no such route"); break;
+    case AR_NODES_BY_PROCESS:
+      h_nodes(a, r, o);
+      break;
+    case AR_PROCESSES:
+      h_processes(a, r, o);
+      break;
+    case AR_MODULES:
+      h_modules(a, o);
+      break;
+    case AR_MODULE:
+      h_module(a, r, o);
+      break;
+    case AR_CACHE:
+      h_cache(a, r, o);
+      break;
+    case AR_METRICS:
+      h_metrics(o);
+      break;
+    case AR_VERIFY_LOG:
+      h_verify_log(a, r, o);
+      break;
+    default:
+      api_resp_error(o, 404, "not_found", "no such route");
+      break;
   }
 }
 
@@ -711,8 +771,10 @@ static void h_verify_log(api *a, const api_route *r, api_resp *o) {
   store_process_clear(&p);
   if (rc <= 0) {
     node_store_put(a->n, s);
-    if (rc < 0) api_resp_vn_err(o, &e, 500);
-    else api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
+    if (rc < 0)
+      api_resp_vn_err(o, &e, 500);
+    else
+      api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
     return;
   }
   vlog_ctx v = {.s = s, .pid = r->pid, .broken_nonce = -1};

@@ -37,7 +37,8 @@ void api_handle(api *a, const api_route *r, const uint8_t *body, size_t len, api
 
 /* Builders; each replaces what *o held before. */
 void api_resp_json(api_resp *o, int status, json_t *j); /* steals j */
-void api_resp_text(api_resp *o, int status, const char *ctype, char *body, size_t len); /* steals body */
+void api_resp_text(api_resp *o, int status, const char *ctype, char *body,
+                   size_t len); /* steals body */
 void api_resp_error(api_resp *o, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* From a vn_err: status = e->http when set, else dflt. */

@@ -17,36 +17,36 @@
 
 #include "item/item.h"
 
-#define API_MAX_KEY 1024             /* cache keys */
+#define API_MAX_KEY 1024                 /* cache keys */
 #define API_MAX_NONCE 9007199254740992LL /* 2^53: what a JSON number holds exactly */
 #define API_DEFAULT_LIMIT 25
 #define API_MAX_LIMIT 1000
 
 typedef enum api_rid {
-  AR_NONE = 0,             /* not parsed, or a parse error (see status/error) */
-  AR_OPTIONS,              /* OPTIONS on any path: CORS preflight */
-  AR_SUBMIT,               /* POST / */
-  AR_SU_INFO,              /* GET / */
-  AR_INFO,                 /* GET /info */
-  AR_TIMESTAMP,            /* GET /timestamp */
-  AR_RESULT,               /* GET /result/:msgid and /result/:pid/:msgid */
-  AR_RESULTS,              /* GET /results/:pid */
-  AR_DRYRUN,               /* POST /dry-run?process-id= */
-  AR_MESSAGE,              /* GET /message/:msgid */
-  AR_MESSAGE_BY_NONCE,     /* GET /messageByNonce/:pid/:nonce */
-  AR_ASSIGNMENT_BY_NONCE,  /* GET /assignmentByNonce/:pid/:nonce */
-  AR_ASSIGNMENT_BY_MESSAGE,/* GET /assignmentByMessage/:msgid */
-  AR_NONCE,                /* GET /nonce/:pid */
-  AR_NODES,                /* GET /nodes */
-  AR_NODE,                 /* GET /node/:accid */
-  AR_NODES_BY_PROCESS,     /* GET /nodesByProcess/:pid */
-  AR_PROCESSES,            /* GET /processes/:id (process id or node address) */
-  AR_MODULES,              /* GET /modules */
-  AR_MODULE,               /* GET /module/:mid */
-  AR_CACHE,                /* GET /cache/:pid/:key */
-  AR_METRICS,              /* GET /metrics */
-  AR_SU_MESSAGE,           /* GET /:msgid?process-id= */
-  AR_VERIFY_LOG,           /* GET /verify-log/:pid */
+  AR_NONE = 0,              /* not parsed, or a parse error (see status/error) */
+  AR_OPTIONS,               /* OPTIONS on any path: CORS preflight */
+  AR_SUBMIT,                /* POST / */
+  AR_SU_INFO,               /* GET / */
+  AR_INFO,                  /* GET /info */
+  AR_TIMESTAMP,             /* GET /timestamp */
+  AR_RESULT,                /* GET /result/:msgid and /result/:pid/:msgid */
+  AR_RESULTS,               /* GET /results/:pid */
+  AR_DRYRUN,                /* POST /dry-run?process-id= */
+  AR_MESSAGE,               /* GET /message/:msgid */
+  AR_MESSAGE_BY_NONCE,      /* GET /messageByNonce/:pid/:nonce */
+  AR_ASSIGNMENT_BY_NONCE,   /* GET /assignmentByNonce/:pid/:nonce */
+  AR_ASSIGNMENT_BY_MESSAGE, /* GET /assignmentByMessage/:msgid */
+  AR_NONCE,                 /* GET /nonce/:pid */
+  AR_NODES,                 /* GET /nodes */
+  AR_NODE,                  /* GET /node/:accid */
+  AR_NODES_BY_PROCESS,      /* GET /nodesByProcess/:pid */
+  AR_PROCESSES,             /* GET /processes/:id (process id or node address) */
+  AR_MODULES,               /* GET /modules */
+  AR_MODULE,                /* GET /module/:mid */
+  AR_CACHE,                 /* GET /cache/:pid/:key */
+  AR_METRICS,               /* GET /metrics */
+  AR_SU_MESSAGE,            /* GET /:msgid?process-id= */
+  AR_VERIFY_LOG,            /* GET /verify-log/:pid */
   AR_COUNT
 } api_rid;
 

@@ -25,9 +25,9 @@ typedef struct fixture {
   config cfg;
   node *n;
   api *a;
-  item_key *user;   /* signs modules, processes, messages */
-  item_key *other;  /* a peer node's key: its address is in the config's peers */
-  char base[64];    /* http://127.0.0.1:<port> */
+  item_key *user;  /* signs modules, processes, messages */
+  item_key *other; /* a peer node's key: its address is in the config's peers */
+  char base[64];   /* http://127.0.0.1:<port> */
   char mid[ITEM_ID_LEN + 1];
   char pid[ITEM_ID_LEN + 1];
 } fixture;
@@ -42,6 +42,7 @@ typedef struct hres {
   size_t len;
   char *hdr;
   size_t hlen;
+  curl_off_t uploaded; /* request body bytes curl actually sent */
 } hres;
 
 typedef struct buf {
@@ -110,6 +111,7 @@ static hres http_ex(const char *method, const char *path, const void *body, size
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &r.uploaded);
   curl_slist_free_all(hl);
   curl_easy_cleanup(c);
   r.body = b.p ? b.p : strdup("");
@@ -139,7 +141,8 @@ static json_t *jbody(const hres *r) {
 /* GET path, expect status, return the JSON body (caller decrefs). */
 static json_t *get_json(const char *path, long status) {
   hres r = http("GET", path, NULL, 0);
-  if (r.status != status) fail_msg("GET %s: want %ld, got %ld: %.300s", path, status, r.status, r.body);
+  if (r.status != status)
+    fail_msg("GET %s: want %ld, got %ld: %.300s", path, status, r.status, r.body);
   json_t *j = jbody(&r);
   hres_free(&r);
   return j;
@@ -147,7 +150,8 @@ static json_t *get_json(const char *path, long status) {
 
 /* Expect {"error": code} with this status. */
 static void expect_error(hres *r, long status, const char *code) {
-  if (r->status != status) fail_msg("want %ld %s, got %ld: %.300s", status, code, r->status, r->body);
+  if (r->status != status)
+    fail_msg("want %ld %s, got %ld: %.300s", status, code, r->status, r->body);
   json_t *j = jbody(r);
   const char *got = json_string_value(json_object_get(j, "error"));
   if (!got || strcmp(got, code)) fail_msg("want error %s, got %.300s", code, r->body);
@@ -165,7 +169,8 @@ static uint8_t *make_item(const item_key *k, const char *target, const char *con
   vn_err e = {0};
   item *it = item_new();
   if (target) assert_int_equal(item_set_target_b64(it, target, &e), 0);
-  for (size_t i = 0; tags && tags[i]; i += 2) assert_int_equal(item_add_tag(it, tags[i], tags[i + 1], &e), 0);
+  for (size_t i = 0; tags && tags[i]; i += 2)
+    assert_int_equal(item_add_tag(it, tags[i], tags[i + 1], &e), 0);
   if (data) item_set_data(it, (const uint8_t *)data, strlen(data));
   if (item_sign(it, k, &e)) fail_msg("item_sign: %s", e.msg);
   uint8_t *raw = item_encode(it, len, &e);
@@ -177,8 +182,8 @@ static uint8_t *make_item(const item_key *k, const char *target, const char *con
 
 static uint8_t *make_message(const char *pid, const char *data, const char *extra_name,
                              const char *extra_value, size_t *len, char id[ITEM_ID_LEN + 1]) {
-  const char *tags[] = {"Data-Protocol", "hymx", "Variant", "v0.1.0", "Type", "Message",
-                        "Action", "Ping", extra_name, extra_value, NULL};
+  const char *tags[] = {"Data-Protocol", "hymx", "Variant",  "v0.1.0",    "Type", "Message",
+                        "Action",        "Ping", extra_name, extra_value, NULL};
   return make_item(F.user, pid, tags, data, len, id);
 }
 
@@ -245,13 +250,13 @@ static int setup(void **state) {
 
   /* A module and a process on the echo VM. */
   size_t len;
-  const char *mtags[] = {"Data-Protocol", "hymx", "Variant", "v0.1.0", "Type", "Module",
-                         "Module-Format", VM_ECHO_FORMAT, NULL};
+  const char *mtags[] = {"Data-Protocol", "hymx",          "Variant",      "v0.1.0", "Type",
+                         "Module",        "Module-Format", VM_ECHO_FORMAT, NULL};
   uint8_t *raw = make_item(F.user, NULL, mtags, "echo module", &len, F.mid);
   submit_ok(raw, len, F.mid);
   free(raw);
-  const char *ptags[] = {"Data-Protocol", "hymx", "Variant", "v0.1.0", "Type", "Process",
-                         "Module", F.mid, "Scheduler", node_address(F.n), NULL};
+  const char *ptags[] = {"Data-Protocol", "hymx", "Variant",   "v0.1.0",          "Type", "Process",
+                         "Module",        F.mid,  "Scheduler", node_address(F.n), NULL};
   raw = make_item(F.user, NULL, ptags, "process data", &len, F.pid);
   submit_ok(raw, len, F.pid);
   free(raw);
@@ -307,7 +312,8 @@ static void test_route_parse(void **state) {
   assert_string_equal(r.error, "bad_id");
   assert_int_equal(r.status, 400);
   assert_int_equal(api_route_parse("GET", "/message/" ID43 "=", &r), -1);
-  assert_int_equal(api_route_parse("GET", "/message/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+", &r), -1);
+  assert_int_equal(
+      api_route_parse("GET", "/message/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+", &r), -1);
   assert_int_equal(api_route_parse("GET", "/nope", &r), -1);
   assert_int_equal(r.status, 404);
   assert_int_equal(api_route_parse("GET", "/info/x/y/z", &r), -1);
@@ -325,8 +331,10 @@ static void test_route_parse(void **state) {
   assert_string_equal(r.pid, ID43B);
   assert_int_equal(api_route_parse("GET", "/cache/" ID43 "/a/b c", &r), 0);
   assert_string_equal(r.key, "a/b c");
-  assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA51", &r), 0);
-  assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA5", &r), -1);
+  assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA51", &r),
+                   0);
+  assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA5", &r),
+                   -1);
   assert_int_equal(api_route_parse("GET", "/processes/" ID43, &r), 0);
   assert_string_equal(r.pid, ID43);
   assert_string_equal(r.acc, ID43);
@@ -339,7 +347,8 @@ static void test_route_parse(void **state) {
   assert_int_equal(r.asc, 1);
   assert_int_equal(r.after, -1);
   assert_true(r.before == INT64_MAX);
-  assert_int_equal(api_route_parse("GET", "/results/" ID43 "?limit=5000&sort=desc&from=3&to=9", &r), 0);
+  assert_int_equal(api_route_parse("GET", "/results/" ID43 "?limit=5000&sort=desc&from=3&to=9", &r),
+                   0);
   assert_int_equal(r.limit, 1000);
   assert_int_equal(r.asc, 0);
   assert_int_equal(r.after, 3);
@@ -353,7 +362,8 @@ static void test_route_parse(void **state) {
   assert_int_equal(api_route_parse("GET", "/results/" ID43 "?from=&limit=", &r), 0);
 
   /* cursors: standard base64 with '+' and '/', '+' arriving as ' ' */
-  const char *cj = "{\"timestamp\":1700000000000,\"ordinate\":\"12\",\"cron\":null,\"sort\":\"ASC\"}";
+  const char *cj =
+      "{\"timestamp\":1700000000000,\"ordinate\":\"12\",\"cron\":null,\"sort\":\"ASC\"}";
   char *c64 = b64std_encode_alloc((const uint8_t *)cj, strlen(cj));
   int64_t nonce = -1;
   assert_int_equal(api_parse_cursor(c64, &nonce), 0);
@@ -365,7 +375,7 @@ static void test_route_parse(void **state) {
   assert_int_equal(api_parse_cursor("42", &nonce), 0);
   assert_int_equal(nonce, 42);
   assert_int_equal(api_parse_cursor("eyJvcmRpbmF0ZSI6LTF9", &nonce), -1); /* {"ordinate":-1} */
-  assert_int_equal(api_parse_cursor("bm90IGpzb24=", &nonce), -1);          /* "not json" */
+  assert_int_equal(api_parse_cursor("bm90IGpzb24=", &nonce), -1);         /* "not json" */
 }
 
 /* ---- against the server ---- */
@@ -473,7 +483,9 @@ static void test_results_pagination(void **state) {
   json_t *j = get_json(path, 200);
   json_t *edges = json_object_get(j, "edges");
   assert_int_equal(json_array_size(edges), 2);
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(edges, 0), "node"), "Nonce")), 2);
+  assert_int_equal(json_integer_value(
+                       json_object_get(json_object_get(json_array_get(edges, 0), "node"), "Nonce")),
+                   2);
   assert_false(json_is_true(json_object_get(json_object_get(j, "pageInfo"), "hasNextPage")));
   json_decref(j);
 
@@ -493,7 +505,8 @@ static json_t *tag_value(json_t *item, const char *name) {
   size_t i;
   json_t *t;
   json_array_foreach(json_object_get(item, "tags"), i, t) {
-    if (!strcmp(json_string_value(json_object_get(t, "name")), name)) return json_object_get(t, "value");
+    if (!strcmp(json_string_value(json_object_get(t, "name")), name))
+      return json_object_get(t, "value");
   }
   return NULL;
 }
@@ -558,7 +571,8 @@ static void test_item_routes(void **state) {
   snprintf(path, sizeof path, "/%s?process-id=%s", id, F.pid);
   json_t *su = get_json(path, 200);
   assert_string_equal(json_string_value(json_object_get(json_object_get(su, "message"), "id")), id);
-  assert_string_equal(json_string_value(tag_value(json_object_get(su, "assignment"), "Message")), id);
+  assert_string_equal(json_string_value(tag_value(json_object_get(su, "assignment"), "Message")),
+                      id);
   json_decref(su);
   snprintf(path, sizeof path, "/%s?process-id=%s", id, F.mid);
   r = http("GET", path, NULL, 0);
@@ -628,7 +642,8 @@ static void test_item_routes(void **state) {
   json_t *mods = get_json("/modules", 200);
   int fmt = 0, mod = 0;
   for (size_t i = 0; i < json_array_size(json_object_get(mods, "formats")); i++)
-    fmt |= !strcmp(json_string_value(json_array_get(json_object_get(mods, "formats"), i)), VM_ECHO_FORMAT);
+    fmt |= !strcmp(json_string_value(json_array_get(json_object_get(mods, "formats"), i)),
+                   VM_ECHO_FORMAT);
   for (size_t i = 0; i < json_array_size(json_object_get(mods, "modules")); i++) {
     json_t *x = json_array_get(json_object_get(mods, "modules"), i);
     mod |= !strcmp(json_string_value(json_object_get(x, "id")), F.mid) &&
@@ -682,7 +697,8 @@ static void test_dryrun(void **state) {
   hres r = http("POST", path, body, strlen(body));
   if (r.status != 200) fail_msg("dry-run: %ld %s", r.status, r.body);
   json_t *j = jbody(&r);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(j, "Output"), "echo")), "dry");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(j, "Output"), "echo")),
+                      "dry");
   json_decref(j);
   hres_free(&r);
   /* nothing persisted */
@@ -741,9 +757,13 @@ static void test_submit_errors(void **state) {
 
   /* over maxItemSize: refused from Content-Length, and when chunked */
   size_t big = MAX_ITEM + 1;
-  char *blob = calloc(1, big);
+  char *blob = calloc(1, 16u << 20);
   r = http("POST", "/", blob, big);
   expect_error(&r, 413, "body_too_large");
+  hres_free(&r);
+  r = http("POST", "/", blob, 16u << 20); /* answered before the body is read */
+  expect_error(&r, 413, "body_too_large");
+  assert_true(r.uploaded < (curl_off_t)(16u << 20));
   hres_free(&r);
   free(blob);
   r = http_ex("POST", "/", NULL, 0, MAX_ITEM * 3);
@@ -757,8 +777,17 @@ static void test_submit_errors(void **state) {
   hres_free(&r);
 
   /* a process for the peer: 308 to it */
-  const char *ptags[] = {"Data-Protocol", "hymx", "Variant", "v0.1.0", "Type", "Process",
-                         "Module", F.mid, "Scheduler", item_key_address(F.other), NULL};
+  const char *ptags[] = {"Data-Protocol",
+                         "hymx",
+                         "Variant",
+                         "v0.1.0",
+                         "Type",
+                         "Process",
+                         "Module",
+                         F.mid,
+                         "Scheduler",
+                         item_key_address(F.other),
+                         NULL};
   raw = make_item(F.user, NULL, ptags, NULL, &len, id);
   r = http("POST", "/", raw, len);
   assert_int_equal(r.status, 308);
@@ -770,8 +799,16 @@ static void test_submit_errors(void **state) {
   hres_free(&r);
   free(raw);
   /* and a scheduler nobody knows */
-  const char *utags[] = {"Data-Protocol", "hymx", "Variant", "v0.1.0", "Type", "Process",
-                         "Module", F.mid, "Scheduler", "0x0000000000000000000000000000000000000001",
+  const char *utags[] = {"Data-Protocol",
+                         "hymx",
+                         "Variant",
+                         "v0.1.0",
+                         "Type",
+                         "Process",
+                         "Module",
+                         F.mid,
+                         "Scheduler",
+                         "0x0000000000000000000000000000000000000001",
                          NULL};
   raw = make_item(F.user, NULL, utags, NULL, &len, id);
   r = http("POST", "/", raw, len);
@@ -871,6 +908,36 @@ static void test_parallel_submits(void **state) {
   assert_int_equal(ok, 80);
 }
 
+/* One node per port: a second listener on a port in use fails (no
+ * SO_REUSEPORT sharing), and a restart on the same port binds at once. */
+static void test_listen(void **state) {
+  (void)state;
+  config c2 = F.cfg; /* shallow: only listen_port differs, nothing is freed */
+  c2.listen_port = api_port(F.a);
+  vn_err e = {0};
+  api *second = api_start(F.n, &c2, &e);
+  if (second) {
+    api_stop(second);
+    fail_msg("a second API bound port %d", c2.listen_port);
+  }
+  assert_string_equal(e.code, "api_listen_failed");
+
+  hres r = http("GET", "/info", NULL, 0);
+  assert_int_equal(r.status, 200);
+  hres_free(&r);
+  api_stop(F.a);
+  F.a = api_start(F.n, &c2, &e);
+  if (!F.a) fail_msg("restart on port %d: %s", c2.listen_port, e.msg);
+  assert_int_equal(api_port(F.a), c2.listen_port);
+  r = http("GET", "/info", NULL, 0);
+  assert_int_equal(r.status, 200);
+  hres_free(&r);
+
+  c2.listen_host = "no such host.invalid";
+  assert_null(api_start(F.n, &c2, &e));
+  assert_string_equal(e.code, "api_bad_address");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_route_parse),
@@ -881,6 +948,7 @@ int main(void) {
       cmocka_unit_test(test_submit_errors),
       cmocka_unit_test(test_routing_errors),
       cmocka_unit_test(test_parallel_submits),
+      cmocka_unit_test(test_listen),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
