@@ -54,13 +54,13 @@ static const char *write_file(const char *name, const char *text) {
   return path;
 }
 
-#define assert_contains(hay, needle)                                              \
-  do {                                                                            \
+#define assert_contains(hay, needle)                                                           \
+  do {                                                                                         \
     if (!strstr((hay), (needle))) fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle)); \
   } while (0)
 
-#define assert_not_contains(hay, needle)                                          \
-  do {                                                                            \
+#define assert_not_contains(hay, needle)                                              \
+  do {                                                                                \
     if (strstr((hay), (needle))) fail_msg("\"%s\" contains \"%s\"", (hay), (needle)); \
   } while (0)
 
@@ -221,8 +221,8 @@ static void test_port(void **state) {
       {"[::1]:9000", "::1", "http://[::1]:9000", 9000},
       {"[::]:9000", "::", "http://127.0.0.1:9000", 9000},
   };
-  static const char *bad[] = {":0", ":65536", "abc", "1.2.3.4:", "", ":", "::1:80",
-                              ":80x", "a b:80", "[::1]80", "[]:80", ":99999999999"};
+  static const char *bad[] = {":0",     ":65536", "abc",    "1.2.3.4:", "",      ":",
+                              "::1:80", ":80x",   "a b:80", "[::1]80",  "[]:80", ":99999999999"};
   vn_err e;
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     config c;
@@ -258,7 +258,7 @@ static void test_prv_key(void **state) {
   assert_int_equal(config_set(&c, "prvKey", hymx_key, &e), 0);
   assert_string_equal(c.prv_key, hymx_key);
   assert_int_equal(config_set(&c, "prvKey", hymx_key + 2, &e), 0); /* no 0x */
-  assert_int_equal(config_set(&c, "prvKey", "", &e), 0);            /* unset */
+  assert_int_equal(config_set(&c, "prvKey", "", &e), 0);           /* unset */
   assert_null(c.prv_key);
 
   /* Wrong length, bad characters: the message never shows the key. */
@@ -304,7 +304,7 @@ static void test_env_over_file(void **state) {
   setenv("VMNODE_MAX_ITEM_SIZE", "2MiB", 1);
   setenv("VMNODE_RESULT_WAIT_MS", "0", 1);
   setenv("VMNODE_NODE_URL", "http://node.example:9100", 1);
-  setenv("VMNODE_DATA_DIR", "", 1); /* empty = not set */
+  setenv("VMNODE_DATA_DIR", "", 1);             /* empty = not set */
   setenv("VMNODE_CONFIG", "/whatever.yaml", 1); /* the CLI's */
   setenv("VMNODE_NODE", "http://x:1", 1);       /* the CLI's */
   assert_int_equal(config_load_env(&c, &e), 0);
@@ -320,9 +320,9 @@ static void test_env_over_file(void **state) {
 
   /* Every documented variable is known. */
   const char *vars[] = {"VMNODE_KEYFILE_PATH=/k.json", "VMNODE_NODE_DESC=d",
-                        "VMNODE_HYMX_URL=http://h", "VMNODE_ARWEAVE_URL=https://a",
-                        "VMNODE_REDIS_URL=redis://r", "VMNODE_GIN_MODE=test",
-                        "VMNODE_LOG_FORMAT=json", "VMNODE_LOG_LEVEL=error"};
+                        "VMNODE_HYMX_URL=http://h",    "VMNODE_ARWEAVE_URL=https://a",
+                        "VMNODE_REDIS_URL=redis://r",  "VMNODE_GIN_MODE=test",
+                        "VMNODE_LOG_FORMAT=json",      "VMNODE_LOG_LEVEL=error"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) putenv((char *)vars[i]);
   assert_int_equal(config_load_env(&c, &e), 0);
   assert_string_equal(c.keyfile_path, "/k.json");
@@ -399,7 +399,8 @@ static void test_peers(void **state) {
   static const struct {
     const char *yaml, *code, *want;
   } bad[] = {
-      {"peers:\n  - accId: a\n", "config_bad_value", "line 2: peers[0]: accId and url are required"},
+      {"peers:\n  - accId: a\n", "config_bad_value",
+       "line 2: peers[0]: accId and url are required"},
       {"peers:\n  - accId: a\n    url: ftp://a\n", "config_bad_value", "line 3: peers[0].url"},
       {"peers:\n  - accId: a\n    url: http://a\n    color: red\n", "config_unknown_field",
        "unknown field 'color' in peers[0]"},
@@ -407,7 +408,8 @@ static void test_peers(void **state) {
       {"peers:\n  - http://a\n", "config_bad_value", "peers[0]: expected a mapping"},
       {"peers:\n  - {accId: a, url: 'http://a'}\n  - {accId: a, url: 'http://b'}\n",
        "config_bad_value", "listed twice"},
-      {"peers:\n  - {accId: [a], url: 'http://a'}\n", "config_bad_value", "expected a single value"},
+      {"peers:\n  - {accId: [a], url: 'http://a'}\n", "config_bad_value",
+       "expected a single value"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(load(&c, bad[i].yaml, &e), -1);
@@ -432,8 +434,10 @@ static void test_max_item_size(void **state) {
       {"1024", 1024},           {"1GiB", 1 << 30},   {"1g", 1 << 30},     {"2MB", 2000000},
       {"1073741824B", 1 << 30}, {"100kb", 100000},
   };
-  static const char *bad[] = {"0",   "1023",  "2GiB", "1025MiB", "10XB", "-1", "MiB",
-                              "1.5MiB", "99999999999999999999999", "10 MiB x", ""};
+  static const char *bad[] = {"0",        "1023",   "2GiB",
+                              "1025MiB",  "10XB",   "-1",
+                              "MiB",      "1.5MiB", "99999999999999999999999",
+                              "10 MiB x", ""};
   config c;
   config_defaults(&c);
   vn_err e;
@@ -652,6 +656,33 @@ static void test_dump(void **state) {
   config_free(&c);
 }
 
+/* Found by fuzz_config: YAML's escapes \N \L \P (line breaks) and other
+ * non-printable characters must be escaped by config_dump, or the dump
+ * loads back as something else. */
+static void test_dump_escapes(void **state) {
+  config c, d;
+  config_defaults(&c);
+  config_defaults(&d);
+  vn_err e;
+  const char *yaml =
+      "redisURL: \"\\NULLtb\"\nnodeDesc: \"a\\Lb\\Pc\\uFEFFd\\x01e\\x9f\\u00e9\\_\"\n";
+  assert_int_equal(load(&c, yaml, &e), 0);
+  assert_string_equal(c.redis_url, "\xc2\x85ULLtb");
+  char *out = dump(&c);
+  if (config_load_string(&d, out, strlen(out), "dump", &e)) fail_msg("%s\n%s", e.msg, out);
+  assert_string_equal(d.redis_url, c.redis_url);
+  assert_string_equal(d.node_desc, c.node_desc);
+  assert_contains(out, "nodeDesc: \"a\\u2028b\\u2029c\\uFEFFd\\u0001e\\u009F\xc3\xa9\xc2\xa0\"");
+  /* Bytes that are not UTF-8 (from a flag) dump as U+FFFD. */
+  assert_int_equal(config_set(&c, "nodeDesc", "x\xffy", &e), 0);
+  free(out);
+  out = dump(&c);
+  assert_contains(out, "nodeDesc: \"x\\uFFFDy\"");
+  free(out);
+  config_free(&c);
+  config_free(&d);
+}
+
 static void test_example_file(void **state) {
   char path[512] = "docs/config.example.yaml";
   if (access(path, R_OK)) {
@@ -722,6 +753,7 @@ int main(void) {
       cmocka_unit_test_setup(test_validate, setup),
       cmocka_unit_test_setup(test_base_url, setup),
       cmocka_unit_test_setup(test_dump, setup),
+      cmocka_unit_test_setup(test_dump_escapes, setup),
       cmocka_unit_test_setup(test_example_file, setup),
       cmocka_unit_test_setup(test_flags, setup),
   };
