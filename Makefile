@@ -21,9 +21,9 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 all: $(BUILD)/vmnode tools
 
 # Helpers for tests and benches (not installed).
-tools: $(BUILD)/loadgen
+tools: $(BUILD)/loadgen $(BUILD)/crypto_bound $(BUILD)/store_bench
 
-$(BUILD)/loadgen: bench/loadgen.c $(BUILD)/libvmnode.a
+$(BUILD)/%: bench/%.c $(BUILD)/libvmnode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS)
 
@@ -68,7 +68,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 	@tests/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS)
 
-bench: $(BUILD)/vmnode
+bench: $(BUILD)/vmnode tools
 	@bench/run.sh $(BUILD)
 
 format:

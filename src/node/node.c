@@ -146,11 +146,12 @@ typedef struct submission {
   const uint8_t *raw;
   size_t len;
   char owner[ITEM_ADDR_MAX];
-  int64_t t0;
+  int64_t ts; /* assignment timestamp */
   node_submit_res *res;
   vn_err err;
   int rc;
   int done;
+  pthread_cond_t cv; /* signalled when done: no thundering herd on seq_mu */
   struct submission *next;
 } submission;
 
@@ -197,7 +198,6 @@ struct node {
   pthread_t seq_th;
   pthread_mutex_t seq_mu;
   pthread_cond_t seq_cv;   /* work arrived */
-  pthread_cond_t done_cv;  /* a batch finished */
   submission *q_head, *q_tail;
   int stopping;
   store *seq_st;
@@ -390,6 +390,7 @@ static int assign(node *n, submission *s, const char *pid, seq_proc *p, int64_t 
   memcpy(p->chain, next, 32);
   p->last_ts = ts;
   s->res->nonce = nonce;
+  s->ts = ts;
   snprintf(s->res->pid, sizeof s->res->pid, "%s", pid);
   return 0;
 }
@@ -594,6 +595,7 @@ static void seq_batch(node *n, submission *batch) {
       j->kind = JOB_APPLY;
       snprintf(j->pid, sizeof j->pid, "%s", s->res->pid);
       j->nonce = s->res->nonce;
+      j->ts = s->ts;
       j->it = s->it;
       s->it = NULL;
       atomic_fetch_add(&vn_metrics.assignments, 1);
@@ -601,8 +603,11 @@ static void seq_batch(node *n, submission *batch) {
     }
   }
   pthread_mutex_lock(&n->seq_mu);
-  for (submission *s = batch; s; s = s->next) s->done = 1;
-  pthread_cond_broadcast(&n->done_cv);
+  for (submission *s = batch, *nx; s; s = nx) {
+    nx = s->next; /* s may be gone once done is seen */
+    s->done = 1;
+    pthread_cond_signal(&s->cv);
+  }
   pthread_mutex_unlock(&n->seq_mu);
 }
 
@@ -673,18 +678,21 @@ int node_submit(node *n, const uint8_t *raw, size_t len, node_submit_res *res, v
   s.raw = raw;
   s.len = len;
   s.res = res;
+  pthread_cond_init(&s.cv, NULL);
   pthread_mutex_lock(&n->seq_mu);
   if (n->stopping) {
     pthread_mutex_unlock(&n->seq_mu);
     item_free(s.it);
+    pthread_cond_destroy(&s.cv);
     return vn_errh(err, 503, "shutting_down", "the node is shutting down");
   }
   if (n->q_tail) n->q_tail->next = &s;
   else n->q_head = &s;
   n->q_tail = &s;
   pthread_cond_signal(&n->seq_cv);
-  while (!s.done) pthread_cond_wait(&n->done_cv, &n->seq_mu);
+  while (!s.done) pthread_cond_wait(&s.cv, &n->seq_mu);
   pthread_mutex_unlock(&n->seq_mu);
+  pthread_cond_destroy(&s.cv);
   item_free(s.it); /* NULL when an executor took it */
   if (s.rc < 0) {
     if (err) *err = s.err;
@@ -762,13 +770,18 @@ static vm *exec_spawn_vm(executor *e, const char *pid, vn_err *err) {
 /* Apply assignment `nonce` of a process (item may be NULL: loaded from the
  * store). Stores the result when mode is VM_APPLY. */
 static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t nonce, item *it,
-                          vm_mode mode, vn_err *err) {
+                          int64_t ts, vm_mode mode, vn_err *err) {
+  /* The sequencer hands over the item and its timestamp; only catch-up and
+   * replay read the log back from the store. */
   store_assignment sa;
   memset(&sa, 0, sizeof sa);
-  int r = store_assignment_by_nonce(e->st, pid, nonce, &sa, err);
-  if (r <= 0) {
-    if (r == 0) vn_errf(err, "assignment_missing", "process %s has no nonce %" PRId64, pid, nonce);
-    return -1;
+  if (!it || ts < 0) {
+    int r = store_assignment_by_nonce(e->st, pid, nonce, &sa, err);
+    if (r <= 0) {
+      if (r == 0) vn_errf(err, "assignment_missing", "process %s has no nonce %" PRId64, pid, nonce);
+      return -1;
+    }
+    ts = sa.timestamp_ms;
   }
   item *own = NULL;
   if (!it) it = own = load_item(e->st, sa.message_id, err);
@@ -780,7 +793,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
   const char *fp = item_tag_get(it, "From-Process");
   if (fp && *fp) snprintf(from, sizeof from, "%s", fp);
   else item_owner_address(it, from);
-  json_t *meta = node_meta(e->n, pid, it, from, nonce, sa.timestamp_ms);
+  json_t *meta = node_meta(e->n, pid, it, from, nonce, ts);
   vm_msg m = {.msg = it, .from = from, .meta = meta, .mode = mode};
   json_t *res = NULL;
   uint64_t t0 = metrics_now_ns();
@@ -807,7 +820,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
   }
   if (mode == VM_APPLY) {
     json_object_set_new(res, "Nonce", json_integer(nonce));
-    json_object_set_new(res, "Timestamp", json_integer(sa.timestamp_ms));
+    json_object_set_new(res, "Timestamp", json_integer(ts));
     json_object_set_new(res, "Item-Id", json_string(it->id));
     const char *pf = item_tag_get(it, "Pushed-For");
     json_object_set_new(res, "From-Process", json_string(fp ? fp : ""));
@@ -824,7 +837,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     if (er && !json_is_null(er) && !(json_is_string(er) && !*json_string_value(er)))
       atomic_fetch_add(&vn_metrics.result_errors, 1);
     char *txt = json_dumps(res, JSON_COMPACT);
-    int wr = store_result_put(e->st, pid, nonce, it->id, sa.timestamp_ms, txt, err);
+    int wr = store_result_put(e->st, pid, nonce, it->id, ts, txt, err);
     free(txt);
     if (!wr) atomic_fetch_add(&vn_metrics.results, 1);
     else rc = -1;
@@ -848,7 +861,7 @@ static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t up
   int64_t have = store_result_last_nonce(e->st, pid, NULL);
   for (int64_t k = ep->applied + 1; k <= upto; k++) {
     vm_mode mode = k <= have ? VM_REPLAY : VM_APPLY;
-    if (exec_apply_one(e, pid, ep, k, NULL, mode, err)) {
+    if (exec_apply_one(e, pid, ep, k, NULL, -1, mode, err)) {
       if (!ep->v) return -1;
     }
     if (!ep->v) return -1;
@@ -894,7 +907,7 @@ static void exec_job(executor *e, job *j) {
   } else {
     if (j->nonce > 0 || ep->v) rc = exec_catch_up(e, j->pid, ep, j->nonce - 1, &err);
     else if (!(ep->v = exec_spawn_vm(e, j->pid, &err))) rc = -1;
-    if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, VM_APPLY, &err);
+    if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, j->ts, VM_APPLY, &err);
   }
   if (rc && err.code) {
     char qb[600];
@@ -1211,7 +1224,6 @@ node *node_open(const config *c, vn_err *err) {
   n->data_dir = strdup(c->data_dir);
   pthread_mutex_init(&n->seq_mu, NULL);
   pthread_cond_init(&n->seq_cv, NULL);
-  pthread_cond_init(&n->done_cv, NULL);
   pthread_mutex_init(&n->res_mu, NULL);
   pthread_cond_init(&n->res_cv, NULL);
   pthread_mutex_init(&n->pool_mu, NULL);
