@@ -141,7 +141,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!q) return MHD_NO;
     *con_cls = q;
     q->t0 = metrics_now_ns();
-    if (api_route_parse(method, url, &q->r) == 0)
+    if (api_route_parse_path(method, url, &q->r) == 0)
       MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query, &q->r);
     if (!q->r.status) {
       if (q->r.id == AR_SUBMIT)

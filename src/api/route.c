@@ -264,7 +264,9 @@ static void parse_query(api_route *r, const char *q) {
   }
 }
 
-int api_route_parse(const char *method, const char *url, api_route *out) {
+/* with_query: split url at '?' and apply the query; else the whole url is
+ * the (already decoded) path, where a '?' is just a character. */
+static int parse(const char *method, const char *url, int with_query, api_route *out) {
   memset(out, 0, sizeof *out);
   out->id = AR_NONE;
   out->metric = MR_OTHER;
@@ -290,7 +292,7 @@ int api_route_parse(const char *method, const char *url, api_route *out) {
     kind = 2;
   }
 
-  const char *qm = strchr(url, '?');
+  const char *qm = with_query ? strchr(url, '?') : NULL;
   size_t plen = qm ? (size_t)(qm - url) : strlen(url);
   if (plen == 0 || url[0] != '/') return fail(out, 404, "not_found");
   const char *path = url + 1;
@@ -312,6 +314,14 @@ int api_route_parse(const char *method, const char *url, api_route *out) {
   }
   if (rc == 0 && qm) parse_query(out, qm + 1);
   return out->status ? -1 : 0;
+}
+
+int api_route_parse(const char *method, const char *url, api_route *out) {
+  return parse(method, url, 1, out);
+}
+
+int api_route_parse_path(const char *method, const char *path, api_route *out) {
+  return parse(method, path, 0, out);
 }
 
 int api_route_query(api_route *r, const char *name, const char *value) {

@@ -6,10 +6,10 @@
  * touches neither the network nor the node, so it is unit-tested and fuzzed
  * on its own (tests/fuzz/fuzz_api_route.c).
  *
- * The server (api.c) calls api_route_parse() with the path that
+ * The server (api.c) calls api_route_parse_path() with the path that
  * libmicrohttpd already percent-decoded, then api_route_query() for each
- * decoded query argument. For tests and fuzzing, api_route_parse() also
- * accepts a URL with a "?query" part, which it splits and decodes itself. */
+ * decoded query argument. Tests and the fuzzer call api_route_parse() with
+ * a URL whose "?query" part it splits and decodes itself. */
 #ifndef VN_API_ROUTE_H
 #define VN_API_ROUTE_H
 
@@ -78,6 +78,10 @@ typedef struct api_route {
  * bad_limit / bad_sort / bad_cursor / bad_timeout). NULL arguments are
  * treated as "". */
 int api_route_parse(const char *method, const char *url, api_route *out);
+
+/* The same for the server: `path` is the decoded path without the query
+ * (libmicrohttpd's url), so a '?' in it (sent as %3F) is part of the path. */
+int api_route_parse_path(const char *method, const char *path, api_route *out);
 
 /* Apply one (decoded) query argument. Unknown names are ignored. Returns 0,
  * or -1 after setting out->status/error (the first error sticks). */

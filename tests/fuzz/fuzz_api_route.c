@@ -41,7 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(url, data + 1, size - 1);
   url[size - 1] = 0; /* stops at the first NUL inside, like a C string from the server */
   api_route r;
-  int rc = api_route_parse(method, url, &r);
+  int rc = api_route_parse_path(method, url, &r);
+  check(&r, rc);
+  rc = api_route_parse(method, url, &r);
   check(&r, rc);
 
   /* The same bytes as one query value for the parameters with grammar. */

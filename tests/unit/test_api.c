@@ -331,6 +331,8 @@ static void test_route_parse(void **state) {
   assert_string_equal(r.pid, ID43B);
   assert_int_equal(api_route_parse("GET", "/cache/" ID43 "/a/b c", &r), 0);
   assert_string_equal(r.key, "a/b c");
+  assert_int_equal(api_route_parse_path("GET", "/cache/" ID43 "/what?&x=1", &r), 0);
+  assert_string_equal(r.key, "what?&x=1");
   assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA51", &r),
                    0);
   assert_int_equal(api_route_parse("GET", "/node/0x972AeD684D6f817e1b58AF70933dF1b4a75bfA5", &r),
@@ -585,6 +587,11 @@ static void test_item_routes(void **state) {
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "cached value");
   assert_true(has_header(&r, "Content-Type: text/plain"));
+  hres_free(&r);
+  snprintf(path, sizeof path, "/cache/%s/greeting%%3Fx=1", F.pid); /* a '?' in the key */
+  r = http("GET", path, NULL, 0);
+  expect_error(&r, 404, "cache_key_not_found");
+  assert_non_null(strstr(r.body, "greeting?x=1"));
   hres_free(&r);
   snprintf(path, sizeof path, "/cache/%s/nothing", F.pid);
   r = http("GET", path, NULL, 0);
@@ -938,6 +945,31 @@ static void test_listen(void **state) {
   assert_string_equal(e.code, "api_bad_address");
 }
 
+/* timeout-ms=0 right after the POST: either the result is there (200) or
+ * the message is assigned but not yet executed (504 result_pending). */
+static void test_result_pending(void **state) {
+  (void)state;
+  int pending = 0;
+  for (int i = 0; i < 40; i++) {
+    char id[ITEM_ID_LEN + 1], data[32], path[160];
+    snprintf(data, sizeof data, "pending %d", i);
+    size_t len;
+    uint8_t *raw = make_message(F.pid, data, NULL, NULL, &len, id);
+    submit_ok(raw, len, id);
+    free(raw);
+    snprintf(path, sizeof path, "/result/%s?timeout-ms=0", id);
+    hres r = http("GET", path, NULL, 0);
+    if (r.status == 504) {
+      expect_error(&r, 504, "result_pending");
+      pending++;
+    } else if (r.status != 200) {
+      fail_msg("GET %s: %ld %s", path, r.status, r.body);
+    }
+    hres_free(&r);
+  }
+  print_message("result_pending seen %d times in 40\n", pending);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_route_parse),
@@ -948,6 +980,7 @@ int main(void) {
       cmocka_unit_test(test_submit_errors),
       cmocka_unit_test(test_routing_errors),
       cmocka_unit_test(test_parallel_submits),
+      cmocka_unit_test(test_result_pending),
       cmocka_unit_test(test_listen),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
