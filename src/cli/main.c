@@ -1008,6 +1008,22 @@ static int cmd_verify_log(const opts *o) {
   return r == 0 ? 0 : 1;
 }
 
+/* -------------------------------------------------------------- config */
+
+static int cmd_config(const opts *o) {
+  if (has(o, "help") || has(o, "h")) {
+    puts("usage: vmnode config [--config FILE] [--<field> VALUE]...\n"
+         "Print the effective configuration (defaults < config.yaml < VMNODE_* < flags)\n"
+         "as YAML, with the key redacted. Exit status 1 names the first bad field.");
+    return 0;
+  }
+  config c;
+  if (load_config(o, &c, 1)) return 1;
+  config_dump(&c, stdout);
+  config_free(&c);
+  return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const char *USAGE =
@@ -1018,6 +1034,7 @@ static const char *USAGE =
     "node:\n"
     "  serve              run the node (HTTP API, scheduler, VMs)\n"
     "  info               the node's /info document\n"
+    "  config             print the effective configuration\n"
     "  ps                 processes hosted by the node\n"
     "processes:\n"
     "  spawn              sign and send a Process item\n"
@@ -1055,6 +1072,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (!strcmp(verb, "serve")) return cmd_serve(&o);
   if (!strcmp(verb, "key")) return cmd_key(&o);
+  if (!strcmp(verb, "config")) return cmd_config(&o);
   if (!strcmp(verb, "item")) return cmd_item(&o);
   if (!strcmp(verb, "module")) return cmd_module(&o);
   if (!strcmp(verb, "spawn")) return cmd_spawn(&o);

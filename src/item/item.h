@@ -10,8 +10,10 @@
  *
  * Strictness (see docs/items.md): presence bytes other than 0/1, a u64 tag
  * count that disagrees with the Avro bytes, more than ITEM_MAX_TAGS tags,
- * names over 1024 or values over 3072 bytes, high-S secp256k1 signatures and a
- * v byte that does not recover the owner are all rejected. */
+ * names over 1024 bytes, more than 4096 Avro tag bytes, tags that are not
+ * UTF-8, high-S secp256k1 signatures and a v byte that does not recover the
+ * owner are all rejected. Values over 3072 bytes are accepted from the wire
+ * (real hymx modules carry longer ones) but never built or signed here. */
 #ifndef VN_ITEM_H
 #define VN_ITEM_H
 
