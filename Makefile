@@ -5,8 +5,10 @@ CC ?= cc
 BUILD ?= build
 PKGS = sqlite3 libssl libcrypto libsecp256k1 jansson libmicrohttpd libcurl yaml-0.1
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing \
+# Always added, also when CFLAGS is given on the command line (asan target).
+VN_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing \
           -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
+ALL_CFLAGS = $(VN_CFLAGS) $(CFLAGS)
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 FUZZ_SECONDS ?= 30
 
@@ -25,22 +27,22 @@ tools: $(BUILD)/loadgen $(BUILD)/crypto_bound $(BUILD)/store_bench
 
 $(BUILD)/%: bench/%.c $(BUILD)/libvmnode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libvmnode.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/vmnode: $(BUILD)/src/cli/main.o $(BUILD)/libvmnode.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libvmnode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libvmnode.a $(LDLIBS) -lcmocka
 
 unit: $(TEST_BIN) $(BUILD)/vmnode
 	@tests/run-unit.sh $(BUILD)

@@ -188,5 +188,12 @@ int main(int argc, char **argv) {
   }
   if (g_acked) fclose(g_acked);
   item_key_free(k);
+  for (int i = 0; i < g_count; i++) free(g_msgs[i].raw);
+  free(g_msgs);
+  free(lat);
+  free(th);
+  for (int i = 0; i < npids; i++) free(pids[i]);
+  free(pids);
+  curl_global_cleanup();
   return 0;
 }

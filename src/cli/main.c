@@ -126,10 +126,19 @@ static int die(const vn_err *e) {
 
 /* ---------------------------------------------------------------- config */
 
+/* The verb's config, freed at exit (verbs return from many places). */
+static config *g_cfg;
+static void free_cfg(void) {
+  if (g_cfg) config_free(g_cfg);
+  g_cfg = NULL;
+}
+
 static int load_config(const opts *o, config *c, int for_serve) {
   vn_err err;
   vn_err_clear(&err);
   config_defaults(c);
+  if (!g_cfg) atexit(free_cfg);
+  g_cfg = c;
   const char *path = opt(o, "config");
   int required = path != NULL;
   if (!path) path = getenv("VMNODE_CONFIG");
@@ -349,7 +358,7 @@ static const char *USAGE_SERVE =
 
 static int cmd_serve(const opts *o) {
   if (has(o, "help") || has(o, "h")) return fputs(USAGE_SERVE, stdout), 0;
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 1)) return 1;
   vn_err err;
   vn_err_clear(&err);
@@ -373,7 +382,6 @@ static int cmd_serve(const opts *o) {
   log_info("serve.stop", NULL);
   api_stop(a);
   node_close(n);
-  config_free(&c);
   return 0;
 }
 
@@ -608,7 +616,7 @@ static int cmd_module(const opts *o) {
   static const char *const known[] = {"format", "tag", "data", "data-file", "prvkey", "keyfile",
                                       "o", "out", "post", NULL};
   if (check_opts(o, "module", known)) return 2;
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
@@ -711,7 +719,7 @@ static int cmd_spawn(const opts *o) {
   static const char *const known[] = {"module", "name", "tag", "data", "data-file", "scheduler",
                                       "prvkey", "keyfile", NULL};
   if (check_opts(o, "spawn", known)) return 2;
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
@@ -764,7 +772,7 @@ static int cmd_send(const opts *o) {
     fputs(USAGE_SEND, stderr);
     return 2;
   }
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
@@ -815,7 +823,7 @@ static int cmd_simple_get(const opts *o, const char *verb) {
   }
   static const char *const known[] = {"pid", "limit", "sort", "from", "to", NULL};
   if (check_opts(o, verb, known)) return 2;
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   char path[1024];
   if (!strcmp(verb, "info")) return get_and_print(o, &c, "/info");
@@ -954,7 +962,7 @@ static int cmd_verify_log(const opts *o) {
   }
   static const char *const known[] = {"scheduler", "data-dir", NULL};
   if (check_opts(o, "verify-log", known)) return 2;
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
@@ -1017,10 +1025,9 @@ static int cmd_config(const opts *o) {
          "as YAML, with the key redacted. Exit status 1 names the first bad field.");
     return 0;
   }
-  config c;
+  static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 1)) return 1;
   config_dump(&c, stdout);
-  config_free(&c);
   return 0;
 }
 

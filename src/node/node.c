@@ -1104,12 +1104,18 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
 
 /* ---------------------------------------------------------------- info */
 
+static void add_format(void *ctx, const char *format, const vm_ops *ops) {
+  (void)ops;
+  json_array_append_new(ctx, json_string(format));
+}
+
 json_t *node_info(node *n) {
   const config *c = n->cfg;
   store *st = node_store_get(n, NULL);
   int64_t count = st ? store_process_count(st) : 0;
   node_store_put(n, st);
   json_t *formats = json_array();
+  vm_each_format(add_format, formats);
   return json_pack("{s:s,s:s,s:s,s:b,s:{s:s,s:s,s:s,s:s,s:s},s:I,s:o}", "Protocol", "hymx",
                    "Variant", "v0.1.0", "Node-Version", VMNODE_VERSION, "Join-Network",
                    c->join_network, "Node", "Acc-Id", n->address, "Name",

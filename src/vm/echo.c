@@ -61,8 +61,8 @@ static int echo_apply(vm *v, const vm_msg *m, json_t **result, vn_err *err) {
   char dhex[65];
   hex_encode(e->digest, 32, dhex, sizeof dhex);
   json_t *nonce = json_object_get(m->meta, "Nonce");
-  json_t *out = json_pack("{s:s%,s:s,s:O,s:s,s:I,s:s}", "echo", (const char *)it->data,
-                          it->data_len, "action", meta_str(m->meta, "Action"), "nonce",
+  json_t *out = json_pack("{s:s%,s:s,s:O,s:s,s:I,s:s}", "echo",
+                          it->data ? (const char *)it->data : "", it->data_len, "action", meta_str(m->meta, "Action"), "nonce",
                           nonce ? nonce : json_null(), "from", m->from ? m->from : "", "count",
                           (json_int_t)e->count, "digest", dhex);
   if (!out) {

@@ -36,6 +36,12 @@ kill9_node() { [ -n "$NODE_PID" ] && kill -9 "$NODE_PID" 2>/dev/null; wait "$NOD
 
 e2e_finish() {
   stop_node
+  # Under ASan/UBSan the node writes its reports to its log: any is a failure.
+  if grep -l -E "Sanitizer|runtime error:" "$E2E_TMP"/*.log >/dev/null 2>&1; then
+    bad "sanitizer reports in the node log:"; grep -h -A12 -E "Sanitizer|runtime error:" "$E2E_TMP"/*.log | head -60
+  else
+    ok "no sanitizer reports in the node logs"
+  fi
   echo "$(basename "$0" .sh): $E2E_PASS passed, $E2E_FAIL failed"
   [ "$E2E_FAIL" -eq 0 ] && rm -rf "$E2E_TMP"
   [ "$E2E_FAIL" -eq 0 ]
