@@ -136,6 +136,8 @@ static void pmap_free(pmap *m, void (*fv)(void *)) {
 /* -------------------------------------------------------------- types */
 
 typedef struct seq_proc {
+  char pid[ITEM_ID_LEN + 1];
+  int dirty;         /* advanced in the current batch: written once at its end */
   int64_t nonce;     /* latest assigned */
   uint8_t chain[32]; /* Hash-Chain the next assignment carries */
   int64_t last_ts;
@@ -202,6 +204,14 @@ struct node {
   int stopping;
   store *seq_st;
   pmap seq_procs;
+  seq_proc **dirty; /* processes advanced in the current batch */
+  size_t ndirty, capdirty;
+
+  /* background WAL checkpointer */
+  pthread_t ckpt_th;
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  int ckpt_stop;
 
   executor exec[NEXEC];
 
@@ -332,6 +342,7 @@ static seq_proc *seq_proc_load(node *n, const char *pid, vn_err *err) {
     return NULL;
   }
   p = calloc(1, sizeof *p);
+  snprintf(p->pid, sizeof p->pid, "%s", pid);
   p->nonce = sp.nonce;
   memcpy(p->chain, sp.hash_chain, 32);
   p->last_ts = sp.spawn_ms;
@@ -382,10 +393,17 @@ static int assign(node *n, submission *s, const char *pid, seq_proc *p, int64_t 
   uint8_t next[32];
   node_chain_next(p->chain, a->id, next);
   int rc = store_assignment_put(n->seq_st, &sa, &s->err);
-  if (!rc) rc = store_process_advance(n->seq_st, pid, nonce, next, &s->err);
   free(araw);
   item_free(a);
   if (rc) return -1;
+  if (!p->dirty) {
+    p->dirty = 1;
+    if (n->ndirty == n->capdirty) {
+      n->capdirty = n->capdirty ? 2 * n->capdirty : 64;
+      n->dirty = realloc(n->dirty, n->capdirty * sizeof *n->dirty);
+    }
+    n->dirty[n->ndirty++] = p;
+  }
   p->nonce = nonce;
   memcpy(p->chain, next, 32);
   p->last_ts = ts;
@@ -479,6 +497,7 @@ static int seq_process(node *n, submission *s) {
   node_chain_first(pid, sp.hash_chain);
   if (put_item(n, s) || store_process_put(n->seq_st, &sp, &s->err)) return -1;
   seq_proc *p = calloc(1, sizeof *p);
+  snprintf(p->pid, sizeof p->pid, "%s", pid);
   p->nonce = -1;
   memcpy(p->chain, sp.hash_chain, 32);
   p->last_ts = sp.spawn_ms;
@@ -503,7 +522,7 @@ static int may_push(node *n, const char *signer) {
 static int seq_message(node *n, submission *s) {
   if (!s->it->has_target)
     return vn_errf(&s->err, "target_missing", "a Message item needs a target (the process id)");
-  char pid[64];
+  char pid[ITEM_ID_LEN + 1];
   b64url_encode(s->it->target, 32, pid, sizeof pid);
   seq_proc *p = seq_proc_load(n, pid, &s->err);
   if (!p) return -1;
@@ -569,11 +588,20 @@ static void seq_batch(node *n, submission *batch) {
       berr = s->err;
     }
   }
+  /* Each process advanced in this batch: its nonce and next chain value,
+   * written once (not once per message). */
+  for (size_t i = 0; i < n->ndirty; i++) {
+    seq_proc *p = n->dirty[i];
+    p->dirty = 0;
+    if (ok && store_process_advance(n->seq_st, p->pid, p->nonce, p->chain, &berr)) ok = 0;
+  }
+  n->ndirty = 0;
   if (ok && store_commit(n->seq_st, &berr)) ok = 0;
   if (!ok) {
     store_rollback(n->seq_st);
     /* In-memory nonces may have moved ahead of the rolled back log. */
     pmap_free(&n->seq_procs, free);
+    n->ndirty = 0;
     for (submission *s = batch; s; s = s->next) {
       if (s->rc >= 0) {
         s->rc = -1;
@@ -1124,6 +1152,41 @@ json_t *node_info(node *n) {
                    (json_int_t)count, "Formats", formats);
 }
 
+/* ------------------------------------------------------- WAL checkpoints */
+
+/* Copies the WAL back into the database off the acknowledge path (the
+ * writers have SQLite's automatic checkpoint turned off). */
+static void *ckpt_main(void *arg) {
+  node *n = arg;
+  vn_err err;
+  vn_err_clear(&err);
+  store *st = store_open(n->db_path, 0, &err);
+  if (!st) {
+    char qb[600];
+    vn_log(VN_LOG_ERROR, "store.checkpointer", "error=%s", log_quote(err.msg, qb, sizeof qb));
+    return NULL;
+  }
+  pthread_mutex_lock(&n->ckpt_mu);
+  while (!n->ckpt_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&n->ckpt_cv, &n->ckpt_mu, &ts);
+    if (n->ckpt_stop) break;
+    pthread_mutex_unlock(&n->ckpt_mu);
+    store_wal_checkpoint(st, NULL, NULL);
+    pthread_mutex_lock(&n->ckpt_mu);
+  }
+  pthread_mutex_unlock(&n->ckpt_mu);
+  store_wal_checkpoint(st, NULL, NULL);
+  store_close(st);
+  return NULL;
+}
+
 /* ------------------------------------------------------------ start/stop */
 
 static int load_key(node *n, vn_err *err) {
@@ -1233,10 +1296,12 @@ node *node_open(const config *c, vn_err *err) {
   pthread_mutex_init(&n->res_mu, NULL);
   pthread_cond_init(&n->res_cv, NULL);
   pthread_mutex_init(&n->pool_mu, NULL);
+  pthread_mutex_init(&n->ckpt_mu, NULL);
+  pthread_cond_init(&n->ckpt_cv, NULL);
   if (mkdir_p(n->data_dir, err) || load_key(n, err)) goto fail;
   if (asprintf(&n->db_path, "%s/vmnode.db", n->data_dir) < 0) goto fail;
   n->seq_st = store_open(n->db_path, 1, err);
-  if (!n->seq_st) goto fail;
+  if (!n->seq_st || store_set_autocheckpoint(n->seq_st, 0, err)) goto fail;
   for (int i = 0; i < NEXEC; i++) {
     executor *e = &n->exec[i];
     e->n = n;
@@ -1244,7 +1309,7 @@ node *node_open(const config *c, vn_err *err) {
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->st = store_open(n->db_path, 0, err);
-    if (!e->st) goto fail;
+    if (!e->st || store_set_autocheckpoint(e->st, 0, err)) goto fail;
   }
 
   /* Register this node and its configured peers. */
@@ -1264,9 +1329,13 @@ node *node_open(const config *c, vn_err *err) {
   }
 
   atomic_store(&vn_metrics.processes, 0);
+  if (pthread_create(&n->ckpt_th, NULL, ckpt_main, n)) {
+    vn_errf(err, "thread", "cannot start the checkpointer thread");
+    goto fail;
+  }
   if (pthread_create(&n->seq_th, NULL, seq_main, n)) {
     vn_errf(err, "thread", "cannot start the sequencer thread");
-    goto fail;
+    goto fail_threads;
   }
   /* Queue catch-up work before the executors start so it runs first. */
   recover_ctx rc = {.n = n};
@@ -1326,7 +1395,13 @@ void node_close(node *n) {
     pmap_free(&e->procs, exec_proc_free);
     if (e->st) store_close(e->st);
   }
+  pthread_mutex_lock(&n->ckpt_mu);
+  n->ckpt_stop = 1;
+  pthread_cond_signal(&n->ckpt_cv);
+  pthread_mutex_unlock(&n->ckpt_mu);
+  if (n->ckpt_th) pthread_join(n->ckpt_th, NULL);
   pmap_free(&n->seq_procs, free);
+  free(n->dirty);
   if (n->seq_st) store_close(n->seq_st);
   for (int i = 0; i < n->npool; i++) store_close(n->pool[i]);
   item_key_free(n->key);

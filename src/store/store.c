@@ -1164,3 +1164,19 @@ int store_integrity_check(store *s, vn_err *err) {
   q_done(s, Q_INTEGRITY, st);
   return ret;
 }
+
+/* ---- WAL checkpoints ---- */
+
+int store_set_autocheckpoint(store *s, int pages, vn_err *err) {
+  if (sqlite3_wal_autocheckpoint(s->db, pages) != SQLITE_OK)
+    return io_err(s, err, "setting wal_autocheckpoint");
+  return 0;
+}
+
+int store_wal_checkpoint(store *s, int *wal_frames, vn_err *err) {
+  int logf = 0, ckpt = 0;
+  int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logf, &ckpt);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) return io_err(s, err, "checkpointing the WAL");
+  if (wal_frames) *wal_frames = logf - ckpt;
+  return 0;
+}

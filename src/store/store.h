@@ -134,6 +134,15 @@ int store_node_each(store *s, int (*fn)(void *ctx, const store_node *n), void *c
 int store_meta_put(store *s, const char *key, const char *value, vn_err *err);
 int store_meta_get(store *s, const char *key, char **value, vn_err *err); /* 1/0/-1 */
 
+/* WAL checkpoints. SQLite normally copies the WAL back into the database
+ * inside whichever commit crosses wal_autocheckpoint pages, which puts that
+ * copy on the acknowledge path. The node turns that off (pages = 0) on its
+ * writers and calls store_wal_checkpoint (PASSIVE: never blocks writers)
+ * from a background thread instead. *wal_frames (may be NULL) gets the
+ * frames still to copy. */
+int store_set_autocheckpoint(store *s, int pages, vn_err *err);
+int store_wal_checkpoint(store *s, int *wal_frames, vn_err *err);
+
 /* PRAGMA integrity_check: 0 when "ok". */
 int store_integrity_check(store *s, vn_err *err);
 
