@@ -218,7 +218,7 @@ function ao.send(msg)
   sent.onReply = function(a, b)
     local from, fn = target, a
     if b ~= nil then from, fn = a, b end
-    return handlers.addWaiter({ From = from, ["X-Reference"] = ref }, fn)
+    handlers.addWaiter({ From = from, ["X-Reference"] = ref }, fn)
   end
   sent.receive = function(from)
     return handlers.receive({ From = from or target, ["X-Reference"] = ref })
@@ -264,7 +264,7 @@ function ao.spawn(module, msg)
     Data = data, Anchor = item.Anchor, Tags = tags, Module = module,
     Reference = ref,
   }, SPAWN_MT)
-  obj.onReply = function(fn) return handlers.addWaiter(spawned, fn) end
+  obj.onReply = function(fn) handlers.addWaiter(spawned, fn) end
   obj.receive = function() return handlers.receive(spawned) end
   return obj
 end

@@ -124,7 +124,8 @@ end
 
 -- Handlers.add(name, pattern, handle[, maxRuns]) / Handlers.add(name, handle)
 -- A handler with the same name is replaced where it stands; a new one goes
--- to the end of the list.
+-- to the end of the list. (add and the other adders return nothing, so an
+-- Eval of them prints nothing.)
 function handlers.add(name, pattern, handle, maxRuns)
   local entry = make_entry("add", name, pattern, handle, maxRuns)
   local i = find_index(entry.name)
@@ -132,10 +133,9 @@ function handlers.add(name, pattern, handle, maxRuns)
     local old = handlers.list[i]
     old.pattern, old.handle, old.maxRuns = entry.pattern, entry.handle, entry.maxRuns
     old.waiter, old.co, old.owner = nil, nil, nil
-    return old
+    return
   end
   handlers.list[#handlers.list + 1] = entry
-  return entry
 end
 
 handlers.append = handlers.add
@@ -146,7 +146,6 @@ function handlers.prepend(name, pattern, handle, maxRuns)
   local entry = make_entry("prepend", name, pattern, handle, maxRuns)
   remove_named(entry.name)
   tinsert(handlers.list, 1, entry)
-  return entry
 end
 
 local function positioned(fname, target, offset)
@@ -167,7 +166,6 @@ local function positioned(fname, target, offset)
         error("Handlers." .. fname .. ": no handler named " .. target, 2)
       end
       tinsert(handlers.list, i + offset, entry)
-      return entry
     end,
   }
 end
@@ -188,7 +186,6 @@ function handlers.once(name, pattern, handle)
   local entry = make_entry("once", name, pattern, handle, 1)
   remove_named(entry.name)
   tinsert(handlers.list, after_leading_waiters(), entry)
-  return entry
 end
 
 -- Handlers.remove(name) -> true when a handler was removed.

@@ -47,11 +47,11 @@ Colors = {
   red = "\27[31m", green = "\27[32m", blue = "\27[34m",
   yellow = "\27[33m", gray = "\27[90m", reset = "\27[0m",
 }
-json = json
+_ENV.json = json
 Utils = utils
 Dump = dump
 Handlers = handlers
-ao = ao
+_ENV.ao = ao
 Inbox = {}
 Errors = {}
 Name = "aos"

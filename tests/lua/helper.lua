@@ -221,6 +221,17 @@ end
 
 function Proc:G() return self.inst.G end
 
+-- Run Lua source inside the instance (its globals), return its results.
+function Proc:exec(code)
+  local f = assert(load(code, "=test", "t", self.inst.G))
+  return f()
+end
+
+function H.exec(inst, code)
+  local f = assert(load(code, "=test", "t", inst.G))
+  return f()
+end
+
 ---------------------------------------------------------------------------
 -- a tiny network of processes
 
