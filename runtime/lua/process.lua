@@ -19,15 +19,16 @@ local eval = require("eval")
 local type, tostring, tonumber, select, ipairs, pcall, error, next =
   type, tostring, tonumber, select, ipairs, pcall, error, next
 local setmetatable, rawget = setmetatable, rawget
-local concat, tremove = table.concat, table.remove
+local concat, tmove = table.concat, table.move
 local format, sub, find = string.format, string.sub, string.find
 local tointeger, mtype = math.tointeger, math.type
 local randomseed = math.randomseed
 
 local process = { _version = "vmnode-1", booted = false }
 
--- Inbox keeps at most this many messages (oldest dropped first), Errors at
--- most this many error strings.
+-- Inbox keeps at most this many messages, Errors at most this many error
+-- strings; when full, the oldest tenth is dropped at once (so that adding
+-- stays cheap on average).
 process.MAX_INBOX = 10000
 process.MAX_ERRORS = 100
 
@@ -227,6 +228,17 @@ end
 ---------------------------------------------------------------------------
 -- built-in handlers
 
+-- Drop the oldest entries of list when it holds more than max.
+local function trim(list, max)
+  local n = #list
+  if n <= max then return end
+  local drop = n - max + max // 10
+  if drop > n then drop = n end
+  tmove(list, drop + 1, n, 1)
+  for i = n - drop + 1, n do list[i] = nil end
+end
+process.trim = trim
+
 local function short_id(id)
   id = tostring(id)
   if #id <= 10 then return id end
@@ -252,7 +264,7 @@ handlers.add("_default",
   function() return 0 end,
   function(msg)
     Inbox[#Inbox + 1] = msg
-    while #Inbox > process.MAX_INBOX do tremove(Inbox, 1) end
+    trim(Inbox, process.MAX_INBOX)
     print(Colors.gray .. "New Message From " .. Colors.green ..
           short_id(msg.From) .. Colors.gray .. ": " .. Colors.blue ..
           "Action = " .. tostring(msg.Action or "(none)") .. Colors.reset)
@@ -263,7 +275,7 @@ handlers.add("_default",
 
 local function record_error(text)
   Errors[#Errors + 1] = text
-  while #Errors > process.MAX_ERRORS do tremove(Errors, 1) end
+  trim(Errors, process.MAX_ERRORS)
 end
 
 local function prompt_text()

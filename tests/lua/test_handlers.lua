@@ -189,14 +189,35 @@ return function(test, H)
     H.eq(H.plain(r.Output.prompt), "aos@vmnode[Inbox:2]> ")
   end)
 
+  test("_default can be replaced or removed", function()
+    local p = H.proc()
+    p:exec([[Handlers.add("_default", function() end, function(m) Unhandled = m.Action end)]])
+    p:msg({ Action = "Lost" })
+    H.eq(p:G().Unhandled, "Lost")
+    H.eq(#p:G().Inbox, 0)
+    p:exec([[Handlers.remove("_default")]])
+    local r = p:msg({ Action = "Dropped" })
+    H.eq(r.Error, nil)
+    H.eq(p:G().Unhandled, "Lost")
+  end)
+
   test("Inbox is bounded", function()
     local p = H.proc()
-    p:exec("require('process').MAX_INBOX = 3")
-    for i = 1, 5 do p:msg({ Action = "M", Data = tostring(i) }) end
+    p:exec("require('process').MAX_INBOX = 20")
+    for i = 1, 21 do p:msg({ Action = "M", Data = tostring(i) }) end
     local G = p:G()
-    H.eq(#G.Inbox, 3)
-    H.eq(G.Inbox[1].Data, "3")
-    H.eq(G.Inbox[3].Data, "5")
+    H.eq(#G.Inbox, 18, "the oldest tenth is dropped when full")
+    H.eq(G.Inbox[1].Data, "4")
+    H.eq(G.Inbox[18].Data, "21")
+    for i = 22, 23 do p:msg({ Action = "M", Data = tostring(i) }) end
+    H.eq(#G.Inbox, 20)
+    local trim = p.inst.process.trim
+    local l = { 1, 2, 3 }
+    trim(l, 1)
+    H.same(l, { 3 })
+    l = { 1, 2 }
+    trim(l, 0)
+    H.same(l, {})
   end)
 
   test("Handlers.utils helpers", function()

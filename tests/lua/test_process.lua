@@ -26,6 +26,29 @@ return function(test, H)
     H.same(G.Handlers.names(), { "_eval", "_default" })
   end)
 
+  test("the library defines only the documented globals", function()
+    local inst = H.instance()
+    H.proc() -- a booted process too
+    local provided = {}
+    for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+                         "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable",
+                         "tonumber", "tostring", "type", "xpcall", "_VERSION", "string", "table",
+                         "math", "utf8", "coroutine", "load", "_G", "require" }) do
+      provided[k] = true
+    end
+    local p = H.proc()
+    p:msg({ Action = "X" })
+    p:eval("1")
+    for _, G in ipairs({ inst.G, p:G() }) do
+      local extra = {}
+      for k in pairs(G) do if not provided[k] then extra[#extra + 1] = k end end
+      table.sort(extra)
+      local want = "Assign Cache Colors Dump Errors Handlers Inbox Name Prompt Receive Send Spawn Utils ao json os print"
+      if G == p:G() then want = "Assign Cache Colors Dump Errors Handlers Inbox Name Owner Prompt Receive Send Spawn Utils ao json os print" end
+      H.eq(table.concat(extra, " "), want)
+    end
+  end)
+
   test("tag normalisation", function()
     local inst = H.instance()
     local msg = inst.process.normalize({
