@@ -20,8 +20,8 @@
 
 local utils = require("utils")
 
-local type, tostring, ipairs, select, error, pcall =
-  type, tostring, ipairs, select, error, pcall
+local type, tostring, ipairs, error, pcall, getmetatable, require =
+  type, tostring, ipairs, error, pcall, getmetatable, require
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status

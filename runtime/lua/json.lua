@@ -25,10 +25,10 @@ local json = { _version = "vmnode-1" }
 local type, tostring, tonumber = type, tostring, tonumber
 local byte, char, sub, find, format, concat =
   string.byte, string.char, string.sub, string.find, string.format, table.concat
-local floor, tointeger, mtype = math.floor, math.tointeger, math.type
-local getmetatable, setmetatable, rawget, next, pairs =
-  getmetatable, setmetatable, rawget, next, pairs
-local error, select = error, select
+local tointeger, mtype = math.tointeger, math.type
+local getmetatable, setmetatable, rawget, next =
+  getmetatable, setmetatable, rawget, next
+local error, pcall = error, pcall
 local sort = table.sort
 
 local MAX_DEPTH = 200
