@@ -3,7 +3,7 @@
 # `make fuzz` runs each libFuzzer target for FUZZ_SECONDS; `make bench`.
 CC ?= cc
 BUILD ?= build
-PKGS = sqlite3 libssl libcrypto libsecp256k1 jansson libmicrohttpd libcurl yaml-0.1
+PKGS = sqlite3 libssl libcrypto libsecp256k1 jansson libmicrohttpd libcurl yaml-0.1 lua5.4 libseccomp
 CFLAGS ?= -O2 -g
 # Always added, also when CFLAGS is given on the command line (asan target).
 VN_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing \

@@ -1,0 +1,333 @@
+/* zygote.c - the zygote process and the worker processes it forks.
+ *
+ * The node starts the zygote by fork + exec of its own executable (argv[1] =
+ * SBX_ZYGOTE_ARG, channel on fd 3, empty environment, ADDR_NO_RANDOMIZE): a
+ * fresh image with the fixed layout that images and the string-hash seed
+ * need. The zygote builds the Lua state (libraries + preload) once; each
+ * SPAWN clones a worker that inherits that state copy-on-write, so a spawn
+ * costs one fork and no Lua initialisation.
+ *
+ * A worker is cloned with new namespaces (pid, net, ipc, uts, mount; with a
+ * user namespace when that is what makes them permitted; none if nothing
+ * works, with the reason in the zygote's note), then confines itself:
+ * parent-death signal, fds reduced to its channel (+ stdio), rlimits,
+ * no_new_privs, not dumpable, seccomp allow-list. It then serves frames until
+ * CLOSE or EOF. The zygote keeps its dead workers as zombies until the node
+ * asks for their status (WAIT), so a crash can be explained. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+static sbx_lua *g_engine;        /* the zygote's state; each worker's own copy */
+static unsigned long g_clone_ns; /* CLONE_NEW* flags that work here */
+static unsigned g_ns;            /* the same as SBX_NS_* */
+static int g_seccomp = 1;
+static char g_note[256];
+
+static unsigned long ns_to_clone(unsigned ns) {
+  unsigned long f = 0;
+  if (ns & SBX_NS_PID) f |= CLONE_NEWPID;
+  if (ns & SBX_NS_NET) f |= CLONE_NEWNET;
+  if (ns & SBX_NS_IPC) f |= CLONE_NEWIPC;
+  if (ns & SBX_NS_UTS) f |= CLONE_NEWUTS;
+  if (ns & SBX_NS_MNT) f |= CLONE_NEWNS;
+  return f;
+}
+
+/* fork(), with namespaces and a pidfd. The raw syscall (no glibc fork
+ * handlers) is safe here: the zygote is single-threaded. */
+static pid_t clone_ns(unsigned long flags, int *pidfd) {
+  *pidfd = -1;
+  return (pid_t)syscall(SYS_clone, flags | SIGCHLD | CLONE_PIDFD, NULL, pidfd, NULL, NULL);
+}
+
+static int probe(unsigned long flags) {
+  int pidfd;
+  pid_t p = clone_ns(flags, &pidfd);
+  if (p == 0) _exit(0);
+  if (p < 0) return -errno;
+  if (pidfd >= 0) close(pidfd);
+  int st;
+  while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* Find which namespaces this host lets us create. */
+static void choose_ns(unsigned want) {
+  g_ns = 0;
+  g_clone_ns = 0;
+  g_note[0] = 0;
+  if (!want) return;
+  unsigned long f = ns_to_clone(want);
+  int e = probe(f);
+  if (!e) {
+    g_clone_ns = f, g_ns = want;
+    return;
+  }
+  int e2 = probe(f | CLONE_NEWUSER);
+  if (!e2) {
+    g_clone_ns = f | CLONE_NEWUSER, g_ns = want;
+    snprintf(g_note, sizeof g_note, "namespaces need a user namespace here (%s without one)",
+             strerror(-e));
+    return;
+  }
+  snprintf(g_note, sizeof g_note,
+           "workers run without namespaces: clone failed (%s; with a user namespace: %s)",
+           strerror(-e), strerror(-e2));
+}
+
+/* ---- the worker ---- */
+
+static void confine_fail(int fd, const char *what) {
+  vn_err err;
+  vn_errf(&err, "worker_spawn", "sandbox setup failed at %s: %s", what, strerror(errno));
+  sbx_send_err(fd, &err);
+  _exit(1);
+}
+
+static void set_limit(int res, rlim_t v) {
+  struct rlimit rl = {v, v};
+  setrlimit(res, &rl);
+}
+
+static void worker_serve(void) {
+  int fd = SBX_WORKER_FD;
+  for (;;) {
+    uint8_t type, *body;
+    size_t len;
+    int xfd = -1;
+    vn_err err = {0};
+    if (sbx_recv(fd, -1, &type, &body, &len, &xfd, &err)) _exit(err.code && !strcmp(err.code, "worker_eof") ? 0 : 1);
+    sbx_buf out = {0};
+    int lost = 0;
+    if (type == SBX_W_APPLY) {
+      sbx_call c;
+      sbx_result r;
+      if (sbx_decode_call(body, len, &c)) {
+        vn_errf(&err, "worker_bad_request", "malformed APPLY frame");
+        sbx_send_err(fd, &err);
+      } else if (sbx_lua_apply(g_engine, &c, &r, &err)) {
+        sbx_send_err(fd, &err);
+        lost = 1;
+      } else {
+        sbx_encode_result(&out, &r);
+        sbx_result_free(&r);
+        if (out.bad) {
+          vn_errf(&err, "worker_broken", "out of memory encoding the result");
+          sbx_send_err(fd, &err);
+        } else {
+          sbx_send(fd, SBX_W_RESULT, out.p, out.len, -1, NULL);
+        }
+      }
+    } else if (type == SBX_W_CHECKPOINT || type == SBX_W_RESTORE) {
+      sbx_rd rd = {body, len, 0};
+      uint64_t arg = type == SBX_W_CHECKPOINT ? sbx_rd_u64(&rd) : sbx_rd_u32(&rd);
+      sbx_image_info info;
+      int rc;
+      if (rd.bad || rd.left || xfd < 0) {
+        rc = vn_errf(&err, "worker_bad_request", "malformed frame or no file descriptor");
+      } else if (type == SBX_W_CHECKPOINT) {
+        rc = sbx_lua_checkpoint(g_engine, xfd, arg, &info, &err);
+      } else {
+        rc = sbx_lua_restore(g_engine, xfd, (unsigned)arg, NULL, &info, &err);
+        lost = rc && err.code && !strcmp(err.code, "arena_lost");
+      }
+      if (rc) {
+        sbx_send_err(fd, &err);
+      } else {
+        sbx_encode_info(&out, &info);
+        sbx_send(fd, SBX_W_IMAGE, out.p, out.len, -1, NULL);
+      }
+    } else if (type == SBX_W_CLOSE) {
+      _exit(0);
+    } else {
+      vn_errf(&err, "worker_bad_request", "unknown frame type %u", type);
+      sbx_send_err(fd, &err);
+    }
+    if (xfd >= 0) close(xfd);
+    sbx_buf_free(&out);
+    free(body);
+    if (lost) _exit(3); /* no state left: the node sees the error, then EOF */
+  }
+}
+
+/* Runs in the new child; never returns. */
+static void worker_main(int chan) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (dup2(chan, SBX_WORKER_FD) < 0) _exit(1); /* also drops the zygote's channel */
+  int fd = SBX_WORKER_FD;
+  if (syscall(SYS_close_range, SBX_WORKER_FD + 1, ~0U, 0)) confine_fail(fd, "close_range");
+  int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (nul >= 0) {
+    dup2(nul, 0);
+    dup2(nul, 1);
+    close(nul);
+  }
+  if ((g_ns & SBX_NS_MNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+    confine_fail(fd, "mount --make-rprivate");
+  if (g_ns & SBX_NS_UTS) sethostname("sandbox", 7);
+  set_limit(RLIMIT_CORE, 0);
+  set_limit(RLIMIT_NOFILE, 16);
+  set_limit(RLIMIT_NPROC, 0);
+  set_limit(RLIMIT_MEMLOCK, 0);
+  set_limit(RLIMIT_MSGQUEUE, 0);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) confine_fail(fd, "no_new_privs");
+  prctl(PR_SET_DUMPABLE, 0);
+  vn_err err = {0};
+  if (g_seccomp && sbx_seccomp_apply(&err)) {
+    sbx_send_err(fd, &err);
+    _exit(1);
+  }
+  sbx_buf b = {0};
+  sbx_buf_u32(&b, g_ns);
+  sbx_buf_u32(&b, (uint32_t)g_seccomp);
+  sbx_buf_str(&b, g_note);
+  if (b.bad || sbx_send(fd, SBX_W_HELLO, b.p, b.len, -1, NULL)) _exit(1);
+  sbx_buf_free(&b);
+  worker_serve();
+  _exit(0);
+}
+
+/* ---- the zygote ---- */
+
+static void reply_status(int fd, pid_t pid, int timeout_ms) {
+  int st = 0, known = 0;
+  struct timespec step = {0, 500 * 1000};
+  for (int waited = 0;; waited++) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      known = 1;
+      break;
+    }
+    if (r < 0 && errno != EINTR) break; /* not our child (or reaped) */
+    if (waited >= timeout_ms * 2) { /* 0.5 ms steps */
+      kill(pid, SIGKILL);
+      known = waitpid(pid, &st, 0) == pid;
+      break;
+    }
+    nanosleep(&step, NULL);
+  }
+  sbx_buf b = {0};
+  sbx_buf_u32(&b, (uint32_t)known);
+  sbx_buf_u32(&b, (uint32_t)st);
+  sbx_send(fd, SBX_Z_STATUS, b.p, b.len, -1, NULL);
+  sbx_buf_free(&b);
+}
+
+static int zygote_init(int fd, const uint8_t *body, size_t len, const sbx_hooks *hooks) {
+  sbx_zygote_cfg cfg;
+  vn_err err = {0};
+  if (sbx_decode_zcfg(body, len, &cfg)) {
+    vn_errf(&err, "worker_bad_request", "malformed INIT frame");
+    goto fail;
+  }
+  if (!sbx_layout_fixed()) {
+    vn_errf(&err, "sandbox_layout", "the zygote runs with address randomization");
+    goto fail;
+  }
+  sbx_lua_cfg lc = {.reserve = cfg.reserve,
+                    .mem_cap = cfg.mem_cap ? cfg.mem_cap : (size_t)256 << 20,
+                    .preload = cfg.preload,
+                    .preload_len = cfg.preload_len,
+                    .preload_name = cfg.preload_name,
+                    .preload_gas = cfg.preload_gas,
+                    .open_libs = hooks ? hooks->open_libs : NULL};
+  if (sbx_lua_new(&lc, &g_engine, &err)) goto fail;
+  g_seccomp = !cfg.no_seccomp;
+  choose_ns(cfg.ns);
+  sbx_zcfg_free(&cfg);
+  /* Warm up what workers use after seccomp: OpenSSL's digest fetch reads its
+   * configuration file on first use. */
+  unsigned char md[32];
+  unsigned mdlen;
+  EVP_Digest("", 0, md, &mdlen, EVP_sha256(), NULL);
+  sbx_arena_stats st;
+  sbx_arena_stats_get(sbx_lua_arena(g_engine), &st);
+  sbx_buf b = {0};
+  sbx_buf_u64(&b, st.footprint);
+  sbx_buf_u32(&b, g_ns);
+  sbx_buf_str(&b, g_note);
+  int rc = b.bad ? -1 : sbx_send(fd, SBX_Z_READY, b.p, b.len, -1, NULL);
+  sbx_buf_free(&b);
+  return rc;
+fail:
+  sbx_zcfg_free(&cfg);
+  sbx_send_err(fd, &err);
+  return -1;
+}
+
+static int zygote_run(pid_t parent, const sbx_hooks *hooks) {
+  int fd = SBX_ZYGOTE_FD;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return 1; /* the node died before we got here */
+  signal(SIGPIPE, SIG_IGN);
+  uint8_t type, *body;
+  size_t len;
+  vn_err err = {0};
+  if (sbx_recv(fd, -1, &type, &body, &len, NULL, &err) || type != SBX_Z_INIT) return 1;
+  int rc = zygote_init(fd, body, len, hooks);
+  free(body);
+  if (rc) return 1;
+  for (;;) {
+    int xfd = -1;
+    if (sbx_recv(fd, -1, &type, &body, &len, &xfd, &err)) return 0; /* node gone */
+    sbx_rd rd = {body, len, 0};
+    if (type == SBX_Z_SPAWN && xfd >= 0) {
+      int pidfd;
+      pid_t pid = clone_ns(g_clone_ns, &pidfd);
+      if (pid == 0) {
+        worker_main(xfd);
+        _exit(1);
+      }
+      close(xfd);
+      if (pid < 0) {
+        vn_errf(&err, "worker_spawn", "clone: %s", strerror(errno));
+        sbx_send_err(fd, &err);
+      } else {
+        sbx_buf b = {0};
+        sbx_buf_u64(&b, (uint64_t)pid);
+        sbx_send(fd, SBX_Z_SPAWNED, b.p, b.len, pidfd, NULL);
+        sbx_buf_free(&b);
+        if (pidfd >= 0) close(pidfd);
+      }
+    } else if (type == SBX_Z_WAIT) {
+      pid_t pid = (pid_t)sbx_rd_u64(&rd);
+      int timeout = (int)sbx_rd_u32(&rd);
+      if (rd.bad || pid <= 0) {
+        vn_errf(&err, "worker_bad_request", "malformed WAIT frame");
+        sbx_send_err(fd, &err);
+      } else {
+        reply_status(fd, pid, timeout);
+      }
+    } else {
+      if (xfd >= 0) close(xfd);
+      vn_errf(&err, "worker_bad_request", "unknown zygote frame type %u", type);
+      sbx_send_err(fd, &err);
+    }
+    free(body);
+  }
+}
+
+int sbx_zygote_main(int argc, char **argv, const sbx_hooks *hooks) {
+  if (argc < 3 || strcmp(argv[1], SBX_ZYGOTE_ARG)) return 0;
+  _exit(zygote_run((pid_t)atol(argv[2]), hooks));
+}
