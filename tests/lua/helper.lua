@@ -34,6 +34,15 @@ function H.instance()
   G.math = copy(math)
   G.utf8 = copy(utf8)
   G.coroutine = copy(coroutine)
+  -- With the C API a new thread inherits the creating thread's hook; a hook
+  -- set from Lua (debug.sethook) is looked up per thread, so mimic the C
+  -- behaviour here for tests that simulate the host's instruction budget.
+  G.coroutine.create = function(f)
+    local co = coroutine.create(f)
+    local hook, mask, count = debug.gethook()
+    if hook then debug.sethook(co, hook, mask, count) end
+    return co
+  end
   G.load = function(chunk, name, mode, ...)
     if type(chunk) == "string" and chunk:byte(1) == 27 then
       return nil, "binary chunks are not allowed"
