@@ -174,6 +174,49 @@ static int l_setmetatable(lua_State *L) {
   return 1;
 }
 
+/* collectgarbage("count") only: a full collection costs time the gas
+ * counter does not see, and "stop" would only trade for the memory cap. */
+static int l_collectgarbage(lua_State *L) {
+  const char *opt = luaL_optstring(L, 1, "collect");
+  if (strcmp(opt, "count"))
+    return luaL_error(L, "collectgarbage('%s') is not allowed here (only 'count')", opt);
+  int kb = lua_gc(L, LUA_GCCOUNT), b = lua_gc(L, LUA_GCCOUNTB);
+  lua_pushnumber(L, (lua_Number)kb + (lua_Number)b / 1024);
+  return 1;
+}
+
+/* require(name): modules the host gave as source (registry "sbx.modules"),
+ * loaded once (cache: registry "sbx.loaded"). A leading "." is ignored. */
+static int l_require(lua_State *L) {
+  size_t n;
+  const char *name = luaL_checklstring(L, 1, &n);
+  while (n && *name == '.') name++, n--;
+  lua_settop(L, 0);
+  lua_pushlstring(L, name, n); /* 1: the name */
+  lua_getfield(L, LUA_REGISTRYINDEX, "sbx.loaded"); /* 2 */
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, 2) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "sbx.modules");
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TSTRING)
+    return luaL_error(L, "module '%s' not found", lua_tostring(L, 1));
+  size_t len;
+  const char *src = lua_tolstring(L, -1, &len);
+  const char *chunk = lua_pushfstring(L, "@%s.lua", lua_tostring(L, 1)); /* in the heap */
+  if (luaL_loadbufferx(L, src, len, chunk, "t") != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 2);
+  return 1;
+}
+
 static lua_Integer date_field(lua_State *L, const char *k, lua_Integer d) {
   int t = lua_getfield(L, 1, k);
   lua_Integer v;
@@ -255,14 +298,35 @@ static int open_libs(lua_State *L) {
   lua_pop(L, 1);
   lua_pushinteger(L, 0);
   lua_setfield(L, LUA_REGISTRYINDEX, "sbx.now");
-  void (*extra)(lua_State *) = (void (*)(lua_State *))lua_touserdata(L, 1);
-  if (extra) extra(L);
+  lua_pushcfunction(L, l_collectgarbage);
+  lua_setglobal(L, "collectgarbage");
+  const sbx_lua_cfg *cfg = lua_touserdata(L, 1);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sbx.loaded");
+  lua_createtable(L, 0, (int)cfg->nmodules);
+  for (size_t i = 0; i < cfg->nmodules; i++) {
+    /* lua_setfield would key Lua's string cache by the caller's pointer */
+    lua_pushlstring(L, cfg->modules[i].name, strlen(cfg->modules[i].name));
+    lua_pushlstring(L, cfg->modules[i].src, cfg->modules[i].len);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "sbx.modules");
+  lua_pushcfunction(L, l_require);
+  lua_setglobal(L, "require");
+  if (cfg->open_libs) cfg->open_libs(L);
   return 0;
+}
+
+static int g_worker_mode;
+
+void sbx_engine_worker_mode(void) {
+  g_worker_mode = 1;
 }
 
 static int l_panic(lua_State *L) {
   const char *m = lua_tostring(L, -1);
   fprintf(stderr, "sandbox: unprotected Lua error: %s\n", m ? m : "?");
+  if (g_worker_mode) _exit(SBX_EXIT_PANIC);
   abort();
 }
 
@@ -506,7 +570,7 @@ int sbx_lua_apply(sbx_lua *e, const sbx_call *c, sbx_result *r, vn_err *err) {
 
 typedef struct open_args {
   lua_State *L;
-  void (*extra)(lua_State *);
+  const sbx_lua_cfg *cfg;
   int st;
 } open_args;
 
@@ -514,7 +578,7 @@ static void open_fixed(void *p) {
   open_args *a = p;
   t_pin_time = 1; /* luaopen_math seeds from time() too */
   lua_pushcfunction(a->L, open_libs);
-  lua_pushlightuserdata(a->L, (void *)a->extra);
+  lua_pushlightuserdata(a->L, (void *)a->cfg);
   a->st = lua_pcall(a->L, 1, 0, 0);
   t_pin_time = 0;
 }
@@ -558,7 +622,7 @@ int sbx_lua_new(const sbx_lua_cfg *cfg, sbx_lua **out, vn_err *err) {
   lua_atpanic(L, l_panic);
   lua_setwarnf(L, l_warn, NULL);
   lua_sethook(L, gas_hook, LUA_MASKCOUNT, SBX_GAS_TICK);
-  open_args oa = {.L = L, .extra = cfg->open_libs};
+  open_args oa = {.L = L, .cfg = cfg};
   if (on_fixed_stack(open_fixed, &oa, err)) goto fail;
   if (oa.st != LUA_OK) {
     vn_errf(err, "lua_init", "opening the libraries: %s",

@@ -16,11 +16,11 @@
 enum {
   /* node -> zygote */
   SBX_Z_INIT = 1,  /* body: zygote config; reply READY or ERR */
-  SBX_Z_SPAWN = 2, /* fd: the worker's end of a socketpair; reply SPAWNED (+ pidfd) or ERR */
+  SBX_Z_SPAWN = 2, /* no body; reply SPAWNED or ERR */
   SBX_Z_WAIT = 3,  /* u64 pid, u32 timeout ms; reply STATUS */
   /* zygote -> node */
   SBX_Z_READY = 17,   /* u64 footprint, u32 ns flags usable, str note */
-  SBX_Z_SPAWNED = 18, /* u64 pid; fd: pidfd (when the kernel gave one) */
+  SBX_Z_SPAWNED = 18, /* u64 pid; fd: the node's end of the worker's channel */
   SBX_Z_STATUS = 19,  /* u32 known (0/1), i32 wait status */
   /* node -> worker */
   SBX_W_APPLY = 33,      /* call (see encode_call) */
@@ -103,9 +103,18 @@ void sbx_zcfg_free(sbx_zygote_cfg *c);
 int sbx_layout_fixed(void);
 int sbx_fix_layout_before_exec(void);
 
-/* Install the worker's seccomp allow-list (seccomp.c). After this the only
- * system calls are the ones a worker's loop needs; anything else kills the
- * process (SIGSYS). Errors: "sandbox_seccomp". */
-int sbx_seccomp_apply(vn_err *err);
+/* The worker's seccomp allow-list (seccomp.c): compiled once in the zygote
+ * (in_pid_ns: workers are pid 1 of their own pid namespace), installed by
+ * each worker after no_new_privs. After that the only system calls are the
+ * ones a worker's loop needs; anything else kills the process (SIGSYS).
+ * Errors: "sandbox_seccomp". */
+int sbx_seccomp_prepare(int in_pid_ns, vn_err *err);
+int sbx_seccomp_install(vn_err *err);
+
+/* Exit status of a worker after a Lua panic (an error outside any pcall). */
+#define SBX_EXIT_PANIC 86
+/* Engine (engine.c): a panic in this process _exits with SBX_EXIT_PANIC
+ * instead of abort() (workers: abort's raise may be forbidden). */
+void sbx_engine_worker_mode(void);
 
 #endif

@@ -403,6 +403,11 @@ int sbx_decode_info(const uint8_t *body, size_t len, sbx_image_info *i) {
 }
 
 void sbx_encode_zcfg(sbx_buf *b, const sbx_zygote_cfg *c) {
+  sbx_buf_u32(b, (uint32_t)c->nmodules);
+  for (size_t i = 0; i < c->nmodules; i++) {
+    sbx_buf_str(b, c->modules[i].name);
+    sbx_buf_bytes(b, c->modules[i].src, c->modules[i].len);
+  }
   sbx_buf_bytes(b, c->preload, c->preload ? c->preload_len : 0);
   sbx_buf_str(b, c->preload_name);
   sbx_buf_u64(b, c->preload_gas);
@@ -410,11 +415,31 @@ void sbx_encode_zcfg(sbx_buf *b, const sbx_zygote_cfg *c) {
   sbx_buf_u64(b, c->reserve);
   sbx_buf_u32(b, c->ns);
   sbx_buf_u32(b, (uint32_t)c->no_seccomp);
+  sbx_buf_u32(b, (uint32_t)c->pool);
 }
 
 int sbx_decode_zcfg(const uint8_t *body, size_t len, sbx_zygote_cfg *c) {
   sbx_rd r = {body, len, 0};
   memset(c, 0, sizeof *c);
+  uint32_t nm = sbx_rd_u32(&r);
+  if (r.bad || nm > 10000) return -1;
+  sbx_module *mods = nm ? calloc(nm, sizeof *mods) : NULL;
+  if (nm && !mods) return -1;
+  c->modules = mods;
+  c->nmodules = nm;
+  for (uint32_t i = 0; i < nm; i++) {
+    size_t an, sn;
+    const char *a = sbx_rd_bytes(&r, &an), *src = sbx_rd_bytes(&r, &sn);
+    if (r.bad) break;
+    mods[i].name = dup_n(a, an);
+    mods[i].src = dup_n(src, sn);
+    mods[i].len = sn;
+    if (!mods[i].name || !mods[i].src) r.bad = 1;
+  }
+  if (r.bad) {
+    sbx_zcfg_free(c);
+    return -1;
+  }
   size_t pn, nn;
   const char *p = sbx_rd_bytes(&r, &pn), *name = sbx_rd_bytes(&r, &nn);
   c->preload_gas = sbx_rd_u64(&r);
@@ -422,7 +447,11 @@ int sbx_decode_zcfg(const uint8_t *body, size_t len, sbx_zygote_cfg *c) {
   c->reserve = (size_t)sbx_rd_u64(&r);
   c->ns = sbx_rd_u32(&r);
   c->no_seccomp = (int)sbx_rd_u32(&r);
-  if (r.bad || r.left) return -1;
+  c->pool = (int)sbx_rd_u32(&r);
+  if (r.bad || r.left) {
+    sbx_zcfg_free(c);
+    return -1;
+  }
   c->preload = pn ? dup_n(p, pn) : NULL;
   c->preload_len = pn;
   c->preload_name = nn ? dup_n(name, nn) : NULL;
@@ -430,6 +459,11 @@ int sbx_decode_zcfg(const uint8_t *body, size_t len, sbx_zygote_cfg *c) {
 }
 
 void sbx_zcfg_free(sbx_zygote_cfg *c) {
+  for (size_t i = 0; i < c->nmodules; i++) {
+    free((char *)c->modules[i].name);
+    free((char *)c->modules[i].src);
+  }
+  free((sbx_module *)c->modules);
   free((char *)c->preload);
   free((char *)c->preload_name);
   memset(c, 0, sizeof *c);

@@ -7,6 +7,7 @@
  * "worker_crashed: killed by signal 11 (SEGV)" rather than a hang. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,8 +111,19 @@ int sbx_zygote_start(const sbx_zygote_cfg *cfg, sbx_zygote **out, vn_err *err) {
     vn_errf(&e, "zygote_start", "unexpected frame %u", type);
   }
   free(body);
-  vn_errf(err, "zygote_start", "starting the zygote (%s): %s", exe, e.msg);
-  sbx_zygote_stop(z);
+  /* Say why when the child never became a zygote. */
+  int st;
+  for (int i = 0; i < 100 && waitpid(z->pid, &st, WNOHANG) == 0; i++) usleep(1000);
+  if (waitpid(z->pid, &st, WNOHANG) == 0 || !WIFEXITED(st) || WEXITSTATUS(st) < 125)
+    vn_errf(err, "zygote_start", "starting the zygote (%s): %s", exe, e.msg);
+  else
+    vn_errf(err, "zygote_start", "starting the zygote: %s %s", exe,
+            WEXITSTATUS(st) == 127   ? "could not be executed"
+            : WEXITSTATUS(st) == 126 ? "(fd setup failed before exec)"
+                                     : "(cannot set ADDR_NO_RANDOMIZE before exec)");
+  close(z->fd);
+  pthread_mutex_destroy(&z->mu);
+  free(z);
   return -1;
 }
 
@@ -175,10 +187,13 @@ static void worker_kill(sbx_worker *w) {
     syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
 }
 
+static void wait_exit(sbx_worker *w, int ms);
+
 /* The worker is gone or must go: kill it, learn why, fill err. Returns -1. */
 static int worker_lost(sbx_worker *w, const char *during, const vn_err *cause, vn_err *err) {
   int timeout = cause && cause->code && !strcmp(cause->code, "worker_timeout");
   worker_kill(w);
+  wait_exit(w, WAIT_TIMEOUT_MS);
   int st = 0, known = worker_status(w, &st);
   w->dead = 1;
   close(w->fd);
@@ -197,6 +212,11 @@ static int worker_lost(sbx_worker *w, const char *during, const vn_err *cause, v
     return vn_errf(err, "worker_crashed", "worker %ld was killed by signal %d (SIG%s) during %s",
                    (long)w->pid, WTERMSIG(st), abbrev ? abbrev : "?", during);
   }
+  if (known && WIFEXITED(st) && WEXITSTATUS(st) == SBX_EXIT_PANIC)
+    return vn_errf(err, "worker_crashed",
+                   "worker %ld stopped on a Lua panic (an error outside any protected call) "
+                   "during %s",
+                   (long)w->pid, during);
   if (known && WIFEXITED(st))
     return vn_errf(err, "worker_crashed", "worker %ld exited with status %d during %s",
                    (long)w->pid, WEXITSTATUS(st), during);
@@ -204,27 +224,28 @@ static int worker_lost(sbx_worker *w, const char *during, const vn_err *cause, v
                  cause ? cause->msg : "no status");
 }
 
-int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err) {
+/* Until the worker has exited (its pidfd polls readable), at most ms. */
+static void wait_exit(sbx_worker *w, int ms) {
+  if (w->pidfd < 0) return;
+  struct pollfd pf = {.fd = w->pidfd, .events = POLLIN};
+  while (poll(&pf, 1, ms) < 0 && errno == EINTR) {
+  }
+}
+
+static int spawn_once(sbx_zygote *z, sbx_worker **out, vn_err *err) {
   *out = NULL;
   sbx_worker *w = calloc(1, sizeof *w);
   if (!w) return vn_errf(err, "worker_spawn", "out of memory");
   w->z = z;
   w->fd = w->pidfd = -1;
   w->timeout_ms = z->timeout_ms;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
-    free(w);
-    return vn_errf(err, "worker_spawn", "socketpair: %s", strerror(errno));
-  }
   sbx_buf none = {0};
   uint8_t type, *body = NULL;
   size_t len;
   vn_err e = {0};
-  int rc = zygote_call(z, SBX_Z_SPAWN, &none, sv[1], &type, &body, &len, &w->pidfd,
-                       SPAWN_TIMEOUT_MS, &e);
-  close(sv[1]);
-  w->fd = sv[0];
-  if (!rc && type == SBX_Z_SPAWNED) {
+  int rc = zygote_call(z, SBX_Z_SPAWN, &none, -1, &type, &body, &len, &w->fd, SPAWN_TIMEOUT_MS,
+                       &e);
+  if (!rc && type == SBX_Z_SPAWNED && w->fd >= 0) {
     sbx_rd rd = {body, len, 0};
     w->pid = (pid_t)sbx_rd_u64(&rd);
     if (rd.bad) rc = vn_errf(&e, "worker_spawn", "malformed SPAWNED frame");
@@ -235,11 +256,12 @@ int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err) {
   free(body);
   body = NULL;
   if (rc) {
-    close(w->fd);
-    if (w->pidfd >= 0) close(w->pidfd);
+    if (w->fd >= 0) close(w->fd);
     free(w);
     return vn_errf(err, "worker_spawn", "zygote: %s", e.msg);
   }
+  /* The zygote keeps its workers unreaped until WAIT: the pid cannot be reused. */
+  w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
   /* The worker says hello once it is confined. */
   rc = sbx_recv(w->fd, SPAWN_TIMEOUT_MS, &type, &body, &len, NULL, &e);
   if (!rc && type == SBX_W_HELLO) {
@@ -253,6 +275,7 @@ int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err) {
   if (!rc && type == SBX_ERR) {
     sbx_err_from_body(body, len, &e);
     worker_kill(w);
+    wait_exit(w, WAIT_TIMEOUT_MS);
     int st;
     worker_status(w, &st);
     w->dead = 1;
@@ -264,6 +287,12 @@ int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err) {
   free(body);
   sbx_worker_close(w);
   return -1;
+}
+
+int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err) {
+  /* A pooled worker may have died while it waited (OOM killer): one retry. */
+  if (!spawn_once(z, out, err)) return 0;
+  return spawn_once(z, out, err);
 }
 
 /* Send a request, read the reply (type expected or ERR). */
@@ -347,6 +376,7 @@ void sbx_worker_close(sbx_worker *w) {
     /* Expect EOF soon; anything else (or nothing) ends in a kill. */
     if (!sbx_recv(w->fd, WAIT_TIMEOUT_MS, &type, &body, &len, NULL, NULL)) free(body);
     worker_kill(w);
+    wait_exit(w, WAIT_TIMEOUT_MS); /* so the zygote reaps at once */
     int st;
     worker_status(w, &st);
   }

@@ -6,8 +6,10 @@
  *    the calling process. Deterministic: a fixed string-hash seed (the state
  *    is created on a stack at a fixed address with time() pinned, see
  *    engine.c), only the base, table, string (no dump), math, utf8 and
- *    coroutine libraries, load() for text only, no dofile/loadfile, print()
- *    collected into the result, os.time() = the call's timestamp,
+ *    coroutine libraries, load() for text only, no dofile/loadfile,
+ *    collectgarbage("count") only, require() over modules the host gave as
+ *    source text, print() collected into the result, os.time() = the
+ *    call's timestamp,
  *    math.random reseeded by every call, setmetatable refuses __gc (finalizers
  *    run with hooks off, so they could not be metered). Every call runs
  *    under an instruction budget (gas) that pcall cannot swallow and under
@@ -93,17 +95,31 @@ const char *sbx_status_name(sbx_status s); /* "ok", "runtime", "syntax", "gas", 
 
 typedef struct sbx_lua sbx_lua;
 
+/* A Lua module the state's require() can load: require("name") (or
+ * ".name", the aos spelling) runs src as a text chunk named "@name.lua" with
+ * the globals as its environment, passing the name; the value is cached. */
+typedef struct sbx_module {
+  const char *name;
+  const char *src;
+  size_t len;
+} sbx_module;
+
 typedef struct sbx_lua_cfg {
   uintptr_t base;           /* 0 = SBX_ARENA_BASE */
   size_t reserve;           /* 0 = SBX_ARENA_RESERVE */
   size_t mem_cap;           /* 0 = the reservation */
+  const sbx_module *modules; /* copied into the heap (they are part of the image) */
+  size_t nmodules;
   const char *preload;      /* Lua source run once after the libraries, or NULL */
   size_t preload_len;
   const char *preload_name; /* chunk name; NULL = "=preload" */
   uint64_t preload_gas;     /* 0 = 10 * SBX_GAS_DEFAULT */
   /* Extra host functions, called (protected) after the standard libraries
    * and before the preload. Must be the same function in every process that
-   * restores the state (its C functions are pointed to from the heap). */
+   * restores the state (its C functions are pointed to from the heap). Give
+   * Lua names as string literals: names passed by pointer (lua_setfield,
+   * lua_pushstring) key Lua's string cache by address, and an address that
+   * differs between processes makes images differ. */
   void (*open_libs)(struct lua_State *L);
 } sbx_lua_cfg;
 
@@ -147,7 +163,9 @@ int sbx_norandomize_reexec(char **argv, vn_err *err);
 
 typedef struct sbx_zygote_cfg {
   const char *exe;          /* executable to start as zygote; NULL = /proc/self/exe */
-  const char *preload;      /* Lua source the zygote runs once (the AO library) */
+  const sbx_module *modules; /* modules for require() (the AO library's files) */
+  size_t nmodules;
+  const char *preload;      /* Lua source the zygote runs once (e.g. require "process") */
   size_t preload_len;
   const char *preload_name; /* NULL = "=preload" */
   uint64_t preload_gas;     /* 0 = 10 * SBX_GAS_DEFAULT */
@@ -155,6 +173,7 @@ typedef struct sbx_zygote_cfg {
   size_t reserve;           /* 0 = SBX_ARENA_RESERVE */
   unsigned ns;              /* SBX_NS_* to try; 0 = none. Start from SBX_NS_ALL. */
   int no_seccomp;           /* 1 = no seccomp filter (debugging only) */
+  int pool;                 /* workers kept cloned ahead; 0 = 2, -1 = none, max 16 */
   int timeout_ms;           /* wall clock per apply/checkpoint/restore; 0 = 30000 */
 } sbx_zygote_cfg;
 

@@ -3,9 +3,10 @@
  * The node starts the zygote by fork + exec of its own executable (argv[1] =
  * SBX_ZYGOTE_ARG, channel on fd 3, empty environment, ADDR_NO_RANDOMIZE): a
  * fresh image with the fixed layout that images and the string-hash seed
- * need. The zygote builds the Lua state (libraries + preload) once; each
- * SPAWN clones a worker that inherits that state copy-on-write, so a spawn
- * costs one fork and no Lua initialisation.
+ * need. The zygote builds the Lua state (libraries + preload) once and
+ * clones workers that inherit it copy-on-write. It keeps a small pool of
+ * workers cloned and confined ahead of time (refilled while no request is
+ * waiting), so a SPAWN is answered with a ready worker's channel at once.
  *
  * A worker is cloned with new namespaces (pid, net, ipc, uts, mount; with a
  * user namespace when that is what makes them permitted; none if nothing
@@ -22,9 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,15 +34,18 @@
 
 #include "sandbox/internal.h"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
+#define POOL_MAX 16
 
 static sbx_lua *g_engine;        /* the zygote's state; each worker's own copy */
 static unsigned long g_clone_ns; /* CLONE_NEW* flags that work here */
 static unsigned g_ns;            /* the same as SBX_NS_* */
 static int g_seccomp = 1;
 static char g_note[256];
+static struct {
+  pid_t pid;
+  int fd; /* the node's end of the worker's channel */
+} g_pool[POOL_MAX];
+static int g_npool, g_pool_target;
 
 static unsigned long ns_to_clone(unsigned ns) {
   unsigned long f = 0;
@@ -52,19 +57,16 @@ static unsigned long ns_to_clone(unsigned ns) {
   return f;
 }
 
-/* fork(), with namespaces and a pidfd. The raw syscall (no glibc fork
- * handlers) is safe here: the zygote is single-threaded. */
-static pid_t clone_ns(unsigned long flags, int *pidfd) {
-  *pidfd = -1;
-  return (pid_t)syscall(SYS_clone, flags | SIGCHLD | CLONE_PIDFD, NULL, pidfd, NULL, NULL);
+/* fork() with namespaces. The raw syscall (no glibc fork handlers) is safe
+ * here: the zygote is single-threaded. */
+static pid_t clone_ns(unsigned long flags) {
+  return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
 static int probe(unsigned long flags) {
-  int pidfd;
-  pid_t p = clone_ns(flags, &pidfd);
+  pid_t p = clone_ns(flags);
   if (p == 0) _exit(0);
   if (p < 0) return -errno;
-  if (pidfd >= 0) close(pidfd);
   int st;
   while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
   }
@@ -182,8 +184,8 @@ static void worker_main(int chan) {
     dup2(nul, 1);
     close(nul);
   }
-  if ((g_ns & SBX_NS_MNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-    confine_fail(fd, "mount --make-rprivate");
+  /* The mount namespace is not changed further: with no mount, open or
+   * other path-taking system call allowed, the filesystem is out of reach. */
   if (g_ns & SBX_NS_UTS) sethostname("sandbox", 7);
   set_limit(RLIMIT_CORE, 0);
   set_limit(RLIMIT_NOFILE, 16);
@@ -192,8 +194,9 @@ static void worker_main(int chan) {
   set_limit(RLIMIT_MSGQUEUE, 0);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) confine_fail(fd, "no_new_privs");
   prctl(PR_SET_DUMPABLE, 0);
+  sbx_engine_worker_mode();
   vn_err err = {0};
-  if (g_seccomp && sbx_seccomp_apply(&err)) {
+  if (g_seccomp && sbx_seccomp_install(&err)) {
     sbx_send_err(fd, &err);
     _exit(1);
   }
@@ -245,6 +248,8 @@ static int zygote_init(int fd, const uint8_t *body, size_t len, const sbx_hooks 
     goto fail;
   }
   sbx_lua_cfg lc = {.reserve = cfg.reserve,
+                    .modules = cfg.modules,
+                    .nmodules = cfg.nmodules,
                     .mem_cap = cfg.mem_cap ? cfg.mem_cap : (size_t)256 << 20,
                     .preload = cfg.preload,
                     .preload_len = cfg.preload_len,
@@ -254,6 +259,8 @@ static int zygote_init(int fd, const uint8_t *body, size_t len, const sbx_hooks 
   if (sbx_lua_new(&lc, &g_engine, &err)) goto fail;
   g_seccomp = !cfg.no_seccomp;
   choose_ns(cfg.ns);
+  g_pool_target = cfg.pool < 0 ? 0 : cfg.pool == 0 ? 2 : cfg.pool > POOL_MAX ? POOL_MAX : cfg.pool;
+  if (g_seccomp && sbx_seccomp_prepare((g_ns & SBX_NS_PID) != 0, &err)) goto fail;
   sbx_zcfg_free(&cfg);
   /* Warm up what workers use after seccomp: OpenSSL's digest fetch reads its
    * configuration file on first use. */
@@ -275,6 +282,52 @@ fail:
   return -1;
 }
 
+/* Clone one worker with its own channel; add it to the pool. */
+static int prefork(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return -1;
+  pid_t pid = clone_ns(g_clone_ns);
+  if (pid == 0) {
+    worker_main(sv[1]); /* drops every other fd, the pool's included */
+    _exit(1);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    int e = errno;
+    close(sv[0]);
+    errno = e;
+    return -1;
+  }
+  g_pool[g_npool].pid = pid;
+  g_pool[g_npool].fd = sv[0];
+  g_npool++;
+  return 0;
+}
+
+static int request_waiting(int fd) {
+  struct pollfd pf = {.fd = fd, .events = POLLIN};
+  return poll(&pf, 1, 0) != 0;
+}
+
+static void reply_spawn(int fd) {
+  vn_err err = {0};
+  if (!g_npool && prefork()) {
+    vn_errf(&err, "worker_spawn", "clone: %s", strerror(errno));
+    sbx_send_err(fd, &err);
+    return;
+  }
+  /* Oldest first: it has had the most time to confine itself. */
+  pid_t pid = g_pool[0].pid;
+  int wfd = g_pool[0].fd;
+  memmove(&g_pool[0], &g_pool[1], (size_t)(g_npool - 1) * sizeof g_pool[0]);
+  g_npool--;
+  sbx_buf b = {0};
+  sbx_buf_u64(&b, (uint64_t)pid);
+  sbx_send(fd, SBX_Z_SPAWNED, b.p, b.len, wfd, NULL);
+  sbx_buf_free(&b);
+  close(wfd);
+}
+
 static int zygote_run(pid_t parent, const sbx_hooks *hooks) {
   int fd = SBX_ZYGOTE_FD;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -288,27 +341,15 @@ static int zygote_run(pid_t parent, const sbx_hooks *hooks) {
   free(body);
   if (rc) return 1;
   for (;;) {
+    /* Refill the pool while nobody waits for us. */
+    while (g_npool < g_pool_target && !request_waiting(fd))
+      if (prefork()) break;
     int xfd = -1;
     if (sbx_recv(fd, -1, &type, &body, &len, &xfd, &err)) return 0; /* node gone */
+    if (xfd >= 0) close(xfd);
     sbx_rd rd = {body, len, 0};
-    if (type == SBX_Z_SPAWN && xfd >= 0) {
-      int pidfd;
-      pid_t pid = clone_ns(g_clone_ns, &pidfd);
-      if (pid == 0) {
-        worker_main(xfd);
-        _exit(1);
-      }
-      close(xfd);
-      if (pid < 0) {
-        vn_errf(&err, "worker_spawn", "clone: %s", strerror(errno));
-        sbx_send_err(fd, &err);
-      } else {
-        sbx_buf b = {0};
-        sbx_buf_u64(&b, (uint64_t)pid);
-        sbx_send(fd, SBX_Z_SPAWNED, b.p, b.len, pidfd, NULL);
-        sbx_buf_free(&b);
-        if (pidfd >= 0) close(pidfd);
-      }
+    if (type == SBX_Z_SPAWN) {
+      reply_spawn(fd);
     } else if (type == SBX_Z_WAIT) {
       pid_t pid = (pid_t)sbx_rd_u64(&rd);
       int timeout = (int)sbx_rd_u32(&rd);
@@ -319,7 +360,6 @@ static int zygote_run(pid_t parent, const sbx_hooks *hooks) {
         reply_status(fd, pid, timeout);
       }
     } else {
-      if (xfd >= 0) close(xfd);
       vn_errf(&err, "worker_bad_request", "unknown zygote frame type %u", type);
       sbx_send_err(fd, &err);
     }

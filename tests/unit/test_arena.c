@@ -205,9 +205,15 @@ static int teardown(void **state) {
 
 static void test_libs(void **state) {
   sbx_lua *L = engine(0);
-  expect_ok(L, "return tostring(io)..tostring(package)..tostring(debug)..tostring(require)"
+  expect_ok(L, "return tostring(io)..tostring(package)..tostring(debug)"
                "..tostring(dofile)..tostring(loadfile)..tostring(string.dump)..tostring(os.exit)",
-            "nilnilnilnilnilnilnilnil");
+            "nilnilnilnilnilnilnil");
+  /* collectgarbage: "count" only. */
+  expect_ok(L, "return collectgarbage('count') > 10", "true");
+  sbx_result g = run(L, "collectgarbage()", 0);
+  assert_int_equal(g.status, SBX_ERR_RUNTIME);
+  assert_non_null(strstr(g.error, "collectgarbage('collect') is not allowed"));
+  sbx_result_free(&g);
   expect_ok(L, "return type(table.concat)..type(string.format)..type(math.floor)"
                "..type(utf8.char)..type(coroutine.wrap)",
             "functionfunctionfunctionfunctionfunction");
@@ -248,6 +254,36 @@ static void test_libs(void **state) {
   assert_non_null(strstr(r.error, "table: 0x"));
   sbx_result_free(&r);
   done(L);
+}
+
+static void test_modules(void **state) {
+  char *name = strdup("m"); /* names come from anywhere: copied */
+  sbx_module mods[] = {
+      {name, "local n = ... loads = (loads or 0) + 1 return {name = n, x = 1}", 0},
+      {"quiet", "y = 2", 0},
+  };
+  mods[0].len = strlen(mods[0].src);
+  mods[1].len = strlen(mods[1].src);
+  sbx_lua_cfg cfg = {.modules = mods, .nmodules = 2, .preload = "M = require('m')",
+                     .preload_len = 16};
+  vn_err e;
+  if (sbx_lua_new(&cfg, &cur, &e)) fail_msg("%s", e.msg);
+  free(name);
+  sbx_lua *L = cur;
+  expect_ok(L, "return require('m').name .. require('.m').x .. loads .. tostring(M == require'm')",
+            "m11true");
+  expect_ok(L, "return tostring(require('quiet')) .. y", "true2");
+  sbx_result r = run(L, "require('nope')", 0);
+  assert_int_equal(r.status, SBX_ERR_RUNTIME);
+  assert_non_null(strstr(r.error, "module 'nope' not found"));
+  sbx_result_free(&r);
+  /* A preload error is reported with its Lua message. */
+  sbx_lua_cfg bad = {.preload = "error('no luck')", .preload_len = 16};
+  sbx_lua *L2;
+  done(L);
+  assert_int_equal(sbx_lua_new(&bad, &L2, &e), -1);
+  assert_string_equal(e.code, "lua_init");
+  assert_non_null(strstr(e.msg, "no luck"));
 }
 
 static void test_time_and_random(void **state) {
@@ -653,6 +689,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_storm, teardown),
       cmocka_unit_test_teardown(test_create_errors, teardown),
       cmocka_unit_test_teardown(test_libs, teardown),
+      cmocka_unit_test_teardown(test_modules, teardown),
       cmocka_unit_test_teardown(test_time_and_random, teardown),
       cmocka_unit_test_teardown(test_gas, teardown),
       cmocka_unit_test_teardown(test_memory_cap, teardown),
