@@ -26,6 +26,10 @@ local randomseed = math.randomseed
 
 local process = { _version = "vmnode-1", booted = false }
 
+-- Seed math.random from each message (process._seed). A host that seeds it
+-- itself can set this to false.
+process.seedRandom = true
+
 -- Inbox keeps at most this many messages, Errors at most this many error
 -- strings; when full, the oldest tenth is dropped at once (so that adding
 -- stays cheap on average).
@@ -119,10 +123,18 @@ do
   })
 end
 
--- os.time() is the timestamp (ms) of the message being handled. Nothing
--- else of os is provided by the library.
+-- os.time() is the timestamp (ms) of the message being handled. With a date
+-- table, os.time{year=, month=, day=, ...} goes to the host's os.time if
+-- there was one (the sandbox engine computes it in UTC). Nothing else of os
+-- is provided by the library.
 if type(os) ~= "table" then os = {} end
-os.time = function() return cur.timestamp end
+do
+  local host_time = os.time
+  os.time = function(t)
+    if t ~= nil and host_time ~= nil then return host_time(t) end
+    return cur.timestamp
+  end
+end
 
 -- require(".json") and friends (aos spelling) map to the flat module names.
 if type(require) == "function" then
@@ -221,7 +233,7 @@ function process._seed(msg, env)
   end
   local function s(v) if v == nil then return "" end return tostring(v) end
   local seed = fnv1a(s(msg["Block-Height"]) .. s(msg.Owner) .. s(module) .. s(msg.Id))
-  if randomseed then randomseed(seed) end
+  if randomseed and process.seedRandom then randomseed(seed) end
   return seed
 end
 
@@ -382,6 +394,22 @@ function process.handle_json(m, e)
     result = process.handle(msg, env)
   end
   return json.encode(result, { skip_functions = true })
+end
+
+-- process.apply_json(payload) -> resultJSON, for hosts that call an entry
+-- with one string: payload = {"msg": <msg>, "env": <env>}.
+function process.apply_json(payload)
+  local ok, v = pcall(json.decode, payload)
+  if not ok or type(v) ~= "table" or type(v.msg) ~= "table" then
+    cur.prints = {}
+    cur.eval = false
+    ao.clearOutbox()
+    local why = ok and 'expected {"msg": {...}, "env": {...}}' or tostring(v)
+    return json.encode(build_result("process.apply_json: " .. why), { skip_functions = true })
+  end
+  local env = v.env
+  if type(env) ~= "table" then env = {} end
+  return json.encode(process.handle(v.msg, env), { skip_functions = true })
 end
 
 return process

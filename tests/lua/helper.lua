@@ -25,8 +25,10 @@ local function copy(t)
   return c
 end
 
-function H.instance()
+function H.instance(opts)
+  opts = opts or {}
   local G = {}
+  if opts.os_time then G.os = { time = opts.os_time } end
   for _, k in ipairs(SAFE) do G[k] = _G[k] end
   G.string = copy(string)
   G.string.dump = nil

@@ -195,6 +195,37 @@ return function(test, H)
     H.contains(out, '"Error":"process.handle_json: json.decode')
   end)
 
+  test("apply_json takes one payload", function()
+    local inst = H.instance()
+    local env = '{"Process":{"Id":"P","Owner":"O","Tags":[]},"Module":{"Id":"M","Owner":"MO","Tags":[]}}'
+    inst.process.apply_json('{"msg":{"Id":"P","Owner":"O","Target":"P","Tags":[],"Timestamp":5},"env":' .. env .. '}')
+    local out = inst.process.apply_json('{"msg":{"Id":"m1","Owner":"O","Target":"P","Tags":[{"name":"Action","value":"Eval"}],"Data":"os.time()","Timestamp":6},"env":' .. env .. '}')
+    H.contains(out, '"Output":{"data":"6","prompt":')
+    H.contains(inst.process.apply_json("[]"), 'expected {\\"msg\\"')
+    H.contains(inst.process.apply_json("{"), '"Error":"process.apply_json: json.decode')
+  end)
+
+  test("os.time with a date table goes to the host's os.time", function()
+    local inst = H.instance()
+    H.eq(inst.G.os.time({ year = 2024 }), 0, "no host os.time: the timestamp")
+    local G2
+    do
+      local i2 = H.instance({ os_time = function(t) return t.year * 10 end })
+      G2 = i2.G
+    end
+    H.eq(G2.os.time({ year = 2024 }), 20240)
+    H.eq(G2.os.time(), 0)
+  end)
+
+  test("seedRandom = false leaves math.random to the host", function()
+    local p = H.proc()
+    p:exec([[require("process").seedRandom = false; math.randomseed(7); Handlers.add("R", function() print(math.random(1000000)) end)]])
+    local r1 = p:msg({ Action = "R" })
+    p:exec("math.randomseed(7)")
+    local r2 = p:msg({ Action = "R", Id = "different" })
+    H.eq(r1.Output.data, r2.Output.data)
+  end)
+
   test("require accepts aos-style names", function()
     local p = H.proc()
     local r = p:eval('local j = require(".json"); return j.encode({b=1,a=2})')
