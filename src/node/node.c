@@ -122,6 +122,32 @@ static int pmap_put(pmap *m, const char *k, void *v) {
   return 0;
 }
 
+/* Remove k (freeing its value with fv when not NULL). Backward-shift
+ * deletion keeps the probe sequences intact without tombstones. */
+static void pmap_del(pmap *m, const char *k, void (*fv)(void *)) {
+  if (!m->cap) return;
+  size_t mask = m->cap - 1, i = hash_str(k) & mask;
+  while (m->keys[i] && strcmp(m->keys[i], k)) i = (i + 1) & mask;
+  if (!m->keys[i]) return;
+  free(m->keys[i]);
+  if (fv) fv(m->vals[i]);
+  m->keys[i] = NULL;
+  m->vals[i] = NULL;
+  m->n--;
+  for (size_t j = (i + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
+    size_t home = hash_str(m->keys[j]) & mask;
+    /* Move j back to i when its home is not in (i, j] (cyclically). */
+    int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!between) {
+      m->keys[i] = m->keys[j];
+      m->vals[i] = m->vals[j];
+      m->keys[j] = NULL;
+      m->vals[j] = NULL;
+      i = j;
+    }
+  }
+}
+
 static void pmap_free(pmap *m, void (*fv)(void *)) {
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->keys[i]) continue;
@@ -143,8 +169,18 @@ typedef struct seq_proc {
   int64_t last_ts;
 } seq_proc;
 
+enum sub_kind { SUB_NONE, SUB_MODULE, SUB_PROCESS, SUB_MESSAGE };
+
 typedef struct submission {
   item *it;
+  /* decided by the sequencer, written by the writer */
+  enum sub_kind kind;
+  uint8_t *araw; /* the signed Assignment, binary */
+  size_t alen;
+  char aid[ITEM_ID_LEN + 1];
+  int64_t spawn_ms;
+  const char *seq_from; /* From-Process (points into it's tags) */
+  int64_t seq_val;
   const uint8_t *raw;
   size_t len;
   char owner[ITEM_ADDR_MAX];
@@ -156,6 +192,21 @@ typedef struct submission {
   pthread_cond_t cv; /* signalled when done: no thundering herd on seq_mu */
   struct submission *next;
 } submission;
+
+/* A batch decided by the sequencer, on its way to the disk. */
+typedef struct wbatch {
+  submission *subs;
+  uint64_t gen; /* failure generation it was decided in */
+  struct {
+    char pid[ITEM_ID_LEN + 1];
+    int64_t nonce;
+    uint8_t chain[32];
+  } *adv; /* process rows to advance */
+  size_t nadv;
+  char **msg_keys, **mod_keys, **seq_keys; /* overlay entries it added */
+  size_t nmsg_keys, nmod_keys, nseq_keys, cap_msg_keys, cap_mod_keys, cap_seq_keys;
+  struct wbatch *next;
+} wbatch;
 
 enum job_kind { JOB_APPLY, JOB_CATCHUP, JOB_DRYRUN };
 
@@ -202,8 +253,19 @@ struct node {
   pthread_cond_t seq_cv;   /* work arrived */
   submission *q_head, *q_tail;
   int stopping;
-  store *seq_st;
+  store *seq_st;      /* the sequencer's reads */
   pmap seq_procs;
+  pmap pend_msgs, pend_mods, pend_seqs; /* decided, maybe not committed yet */
+  uint64_t a_gen;     /* failure generation the sequencer's state belongs to */
+
+  /* writer (stage B) */
+  pthread_t w_th;
+  store *seq_st2;     /* the one durable writer connection */
+  pthread_mutex_t w_mu;
+  pthread_cond_t w_cv, w_idle_cv;
+  wbatch *w_head, *w_tail, *w_done;
+  int w_busy, w_queued, w_stop;
+  uint64_t w_fail_gen;
   seq_proc **dirty; /* processes advanced in the current batch */
   size_t ndirty, capdirty;
 
@@ -331,6 +393,20 @@ static int same_address(const char *a, const char *b) {
   return strcasecmp(strip0x(a), strip0x(b)) == 0;
 }
 
+/* The sequencer (stage A) decides: checks, nonce, Hash-Chain, signed
+ * Assignment. It writes nothing; what it decided goes to the writer (stage
+ * B) batch by batch, which writes it in one durable transaction and only
+ * then answers the callers. While the writer waits for its fsync the
+ * sequencer already works on the next batch.
+ *
+ * Because the sequencer runs ahead of what is committed, it keeps overlays
+ * of what it decided but the store may not show yet: message ids
+ * (duplicates), modules, From-Process sequences. They are dropped when the
+ * writer reports the batch committed. If a commit fails, the writer fails
+ * that batch and every batch queued behind it (they were decided on top of
+ * it), and the sequencer drops all its in-memory state and reloads it from
+ * the committed log before deciding anything else. */
+
 static seq_proc *seq_proc_load(node *n, const char *pid, vn_err *err) {
   seq_proc *p = pmap_get(&n->seq_procs, pid);
   if (p) return p;
@@ -370,32 +446,30 @@ static item *make_assignment(node *n, const char *pid, const char *msgid, int64_
   return a;
 }
 
-/* Write one assignment of `it` at the next nonce of `p` (inside the batch
- * transaction). */
-static int assign(node *n, submission *s, const char *pid, seq_proc *p, int64_t nonce) {
+/* Remember a key the current batch added to an overlay, to drop it once the
+ * batch is committed. */
+static void batch_note(char ***keys, size_t *nk, size_t *cap, const char *k) {
+  if (*nk == *cap) {
+    *cap = *cap ? 2 * *cap : 32;
+    *keys = realloc(*keys, *cap * sizeof **keys);
+  }
+  (*keys)[(*nk)++] = strdup(k);
+}
+
+/* Decide the next assignment of `s` on process `p`. */
+static int assign(node *n, wbatch *b, submission *s, const char *pid, seq_proc *p, int64_t nonce) {
   int64_t ts = node_now_ms();
   if (ts < p->last_ts) ts = p->last_ts; /* timestamps never go back within a process */
   item *a = make_assignment(n, pid, s->it->id, nonce, ts, p->chain, &s->err);
   if (!a) return -1;
-  size_t alen;
-  uint8_t *araw = item_encode(a, &alen, &s->err);
-  if (!araw) {
+  s->araw = item_encode(a, &s->alen, &s->err);
+  if (!s->araw) {
     item_free(a);
     return -1;
   }
-  store_assignment sa = {.pid = (char *)pid,
-                         .nonce = nonce,
-                         .message_id = s->it->id,
-                         .assignment_id = a->id,
-                         .timestamp_ms = ts,
-                         .raw = araw,
-                         .raw_len = alen};
-  uint8_t next[32];
-  node_chain_next(p->chain, a->id, next);
-  int rc = store_assignment_put(n->seq_st, &sa, &s->err);
-  free(araw);
+  snprintf(s->aid, sizeof s->aid, "%s", a->id);
+  node_chain_next(p->chain, a->id, p->chain);
   item_free(a);
-  if (rc) return -1;
   if (!p->dirty) {
     p->dirty = 1;
     if (n->ndirty == n->capdirty) {
@@ -405,42 +479,50 @@ static int assign(node *n, submission *s, const char *pid, seq_proc *p, int64_t 
     n->dirty[n->ndirty++] = p;
   }
   p->nonce = nonce;
-  memcpy(p->chain, next, 32);
   p->last_ts = ts;
   s->res->nonce = nonce;
   s->ts = ts;
   snprintf(s->res->pid, sizeof s->res->pid, "%s", pid);
+  pmap_put(&n->pend_msgs, s->it->id, (void *)1);
+  batch_note(&b->msg_keys, &b->nmsg_keys, &b->cap_msg_keys, s->it->id);
   return 0;
 }
 
-static int put_item(node *n, submission *s) {
-  const char *type = item_tag_get(s->it, "Type");
-  char target[64] = "";
-  if (s->it->has_target) b64url_encode(s->it->target, 32, target, sizeof target);
-  store_item_meta m = {.id = s->it->id,
-                       .type = type ? type : "",
-                       .owner = s->owner,
-                       .target = target,
-                       .received_ms = node_now_ms()};
-  return store_item_put(n->seq_st, &m, s->raw, s->len, &s->err) < 0 ? -1 : 0;
+/* 1 when message id is assigned (committed or decided), 0 if not, -1 error. */
+static int seq_assigned(node *n, const char *id, vn_err *err) {
+  if (pmap_get(&n->pend_msgs, id)) return 1;
+  return store_message_assigned(n->seq_st, id, err);
 }
 
-static int seq_module(node *n, submission *s) {
+static int seq_module(node *n, wbatch *b, submission *s) {
   const char *fmt = item_tag_get(s->it, "Module-Format");
   if (!fmt || !*fmt)
     return vn_errf(&s->err, "module_format_missing", "a Module item needs a Module-Format tag");
-  if (put_item(n, s)) return -1;
-  if (store_module_put(n->seq_st, s->it->id, fmt, s->raw, s->len, &s->err)) return -1;
+  s->kind = SUB_MODULE;
   s->res->nonce = -1;
+  if (!pmap_get(&n->pend_mods, s->it->id)) {
+    pmap_put(&n->pend_mods, s->it->id, strdup(fmt));
+    batch_note(&b->mod_keys, &b->nmod_keys, &b->cap_mod_keys, s->it->id);
+  }
   return 0;
+}
+
+/* The format of a module, from the overlay or the store: 1/0/-1. */
+static int seq_module_format(node *n, const char *mod, char **fmt, vn_err *err) {
+  const char *pf = pmap_get(&n->pend_mods, mod);
+  if (pf) {
+    *fmt = strdup(pf);
+    return 1;
+  }
+  return store_module_get(n->seq_st, mod, fmt, NULL, NULL, err);
 }
 
 /* Is this item for another node? 1 = redirect filled, 0 = ours, -1 error. */
 static int check_scheduler(node *n, submission *s) {
   const char *sched = item_tag_get(s->it, "Scheduler");
   if (!sched || !*sched)
-    return vn_errf(&s->err, "scheduler_missing", "a Process item needs a Scheduler tag (this node is %s)",
-                   n->address);
+    return vn_errf(&s->err, "scheduler_missing",
+                   "a Process item needs a Scheduler tag (this node is %s)", n->address);
   if (strcmp(sched, n->address) == 0) return 0;
   store_node peer;
   memset(&peer, 0, sizeof peer);
@@ -450,8 +532,8 @@ static int check_scheduler(node *n, submission *s) {
     store_node_clear(&peer);
     if (same_address(sched, n->address))
       return vn_errf(&s->err, "scheduler_mismatch",
-                     "Scheduler %s differs from this node's address %s only in letter case; use the "
-                     "exact (EIP-55) form",
+                     "Scheduler %s differs from this node's address %s only in letter case; use "
+                     "the exact (EIP-55) form",
                      sched, n->address);
     return vn_errf(&s->err, "scheduler_unknown",
                    "Scheduler %s is not this node (%s) nor a node it knows", sched, n->address);
@@ -462,13 +544,13 @@ static int check_scheduler(node *n, submission *s) {
   return 1;
 }
 
-static int seq_process(node *n, submission *s) {
+static int seq_process(node *n, wbatch *b, submission *s) {
   int r = check_scheduler(n, s);
   if (r) return r;
   const char *mod = item_tag_get(s->it, "Module");
   if (!mod || !*mod) return vn_errf(&s->err, "module_missing", "a Process item needs a Module tag");
   char *fmt = NULL;
-  r = store_module_get(n->seq_st, mod, &fmt, NULL, NULL, &s->err);
+  r = seq_module_format(n, mod, &fmt, &s->err);
   if (r < 0) return -1;
   if (r == 0)
     return vn_errf(&s->err, "module_not_found",
@@ -482,30 +564,18 @@ static int seq_process(node *n, submission *s) {
   }
   free(fmt);
   const char *pid = s->it->id;
-  int dup = pmap_get(&n->seq_procs, pid) ? 1 : store_message_assigned(n->seq_st, pid, &s->err);
+  int dup = pmap_get(&n->seq_procs, pid) ? 1 : seq_assigned(n, pid, &s->err);
   if (dup < 0) return -1;
   if (dup) return vn_errf(&s->err, "duplicate_message", "process %s is already spawned", pid);
-  const char *name = item_tag_get(s->it, "Name");
-  store_process sp = {.pid = (char *)pid,
-                      .module = (char *)mod,
-                      .owner = s->owner,
-                      .name = (char *)(name ? name : ""),
-                      .status = "running",
-                      .error = "",
-                      .nonce = 0,
-                      .spawn_ms = node_now_ms()};
-  node_chain_first(pid, sp.hash_chain);
-  if (put_item(n, s) || store_process_put(n->seq_st, &sp, &s->err)) return -1;
+  s->kind = SUB_PROCESS;
+  s->spawn_ms = node_now_ms();
   seq_proc *p = calloc(1, sizeof *p);
   snprintf(p->pid, sizeof p->pid, "%s", pid);
   p->nonce = -1;
-  memcpy(p->chain, sp.hash_chain, 32);
-  p->last_ts = sp.spawn_ms;
+  node_chain_first(pid, p->chain);
+  p->last_ts = s->spawn_ms;
   pmap_put(&n->seq_procs, pid, p);
-  if (assign(n, s, pid, p, 0)) return -1;
-  atomic_fetch_add(&vn_metrics.spawns, 1);
-  atomic_fetch_add(&vn_metrics.processes, 1);
-  return 0;
+  return assign(n, b, s, pid, p, 0);
 }
 
 /* Is `signer` allowed to push messages on behalf of other processes?
@@ -519,14 +589,14 @@ static int may_push(node *n, const char *signer) {
   return r == 1;
 }
 
-static int seq_message(node *n, submission *s) {
+static int seq_message(node *n, wbatch *b, submission *s) {
   if (!s->it->has_target)
     return vn_errf(&s->err, "target_missing", "a Message item needs a target (the process id)");
   char pid[ITEM_ID_LEN + 1];
   b64url_encode(s->it->target, 32, pid, sizeof pid);
   seq_proc *p = seq_proc_load(n, pid, &s->err);
   if (!p) return -1;
-  int r = store_message_assigned(n->seq_st, s->it->id, &s->err);
+  int r = seq_assigned(n, s->it->id, &s->err);
   if (r < 0) return -1;
   if (r > 0)
     return vn_errf(&s->err, "duplicate_message", "message %s is already assigned", s->it->id);
@@ -541,68 +611,189 @@ static int seq_message(node *n, submission *s) {
     long long seq = seqs ? strtoll(seqs, &end, 10) : -1;
     if (!seqs || !*seqs || *end || seq < 0)
       return vn_errf(&s->err, "bad_sequence", "a pushed message needs a non-negative Sequence tag");
+    char key[ITEM_ID_LEN + 2 + 1100];
+    snprintf(key, sizeof key, "%s\x1f%s", pid, fp);
     int64_t last = -1;
-    r = store_seq_get(n->seq_st, pid, fp, &last, &s->err);
-    if (r < 0) return -1;
+    int64_t *pl = pmap_get(&n->pend_seqs, key);
+    if (pl) {
+      last = *pl;
+      r = 1;
+    } else {
+      r = store_seq_get(n->seq_st, pid, fp, &last, &s->err);
+      if (r < 0) return -1;
+    }
     if (r == 1 && seq <= last)
       return vn_errf(&s->err, "sequence_not_increasing",
                      "Sequence %lld from %s is not above the last one seen (%" PRId64 ")", seq, fp,
                      last);
-    if (store_seq_put(n->seq_st, pid, fp, seq, &s->err)) return -1;
+    if (!pl) {
+      pl = malloc(sizeof *pl);
+      pmap_put(&n->pend_seqs, key, pl);
+      batch_note(&b->seq_keys, &b->nseq_keys, &b->cap_seq_keys, key);
+    }
+    *pl = seq;
+    s->seq_from = fp;
+    s->seq_val = seq;
   }
-  if (put_item(n, s)) return -1;
-  return assign(n, s, pid, p, p->nonce + 1);
+  s->kind = SUB_MESSAGE;
+  return assign(n, b, s, pid, p, p->nonce + 1);
 }
 
-static int seq_one(node *n, submission *s) {
+static int seq_one(node *n, wbatch *b, submission *s) {
   const char *type = item_tag_get(s->it, "Type");
   snprintf(s->res->type, sizeof s->res->type, "%s", type);
   snprintf(s->res->id, sizeof s->res->id, "%s", s->it->id);
-  if (strcmp(type, "Module") == 0) return seq_module(n, s);
-  if (strcmp(type, "Process") == 0) return seq_process(n, s);
-  if (strcmp(type, "Message") == 0) return seq_message(n, s);
+  if (strcmp(type, "Module") == 0) return seq_module(n, b, s);
+  if (strcmp(type, "Process") == 0) return seq_process(n, b, s);
+  if (strcmp(type, "Message") == 0) return seq_message(n, b, s);
   return vn_errf(&s->err, "unsupported_type",
-                 "items of Type=%s are not accepted by this node yet (Module, Process and Message are)",
+                 "items of Type=%s are not accepted by this node yet (Module, Process and Message "
+                 "are)",
                  type);
 }
 
 static void exec_enqueue(node *n, job *j);
 
-static void seq_batch(node *n, submission *batch) {
-  uint64_t t0 = metrics_now_ns();
-  vn_err berr;
-  vn_err_clear(&berr);
-  int ok = store_begin(n->seq_st, &berr) == 0;
-  for (submission *s = batch; s; s = s->next) {
-    if (!ok) {
-      s->rc = -1;
-      s->err = berr;
-      continue;
-    }
-    /* Every check of one submission runs before its first write, so a refused
-     * item leaves nothing behind inside the shared transaction. A store
-     * error in the middle aborts the whole batch below. */
-    s->rc = seq_one(n, s);
-    if (s->rc < 0 && s->err.code && strcmp(s->err.code, "store_io") == 0) {
-      ok = 0;
-      berr = s->err;
-    }
+static void wbatch_free(wbatch *b) {
+  for (size_t i = 0; i < b->nmsg_keys; i++) free(b->msg_keys[i]);
+  for (size_t i = 0; i < b->nmod_keys; i++) free(b->mod_keys[i]);
+  for (size_t i = 0; i < b->nseq_keys; i++) free(b->seq_keys[i]);
+  free(b->msg_keys);
+  free(b->mod_keys);
+  free(b->seq_keys);
+  free(b->adv);
+  free(b);
+}
+
+/* Drop the overlay entries of committed batches (sequencer thread). */
+static void seq_reap(node *n) {
+  pthread_mutex_lock(&n->w_mu);
+  wbatch *done = n->w_done;
+  n->w_done = NULL;
+  pthread_mutex_unlock(&n->w_mu);
+  while (done) {
+    wbatch *b = done;
+    done = b->next;
+    for (size_t i = 0; i < b->nmsg_keys; i++) pmap_del(&n->pend_msgs, b->msg_keys[i], NULL);
+    for (size_t i = 0; i < b->nmod_keys; i++) pmap_del(&n->pend_mods, b->mod_keys[i], free);
+    for (size_t i = 0; i < b->nseq_keys; i++) pmap_del(&n->pend_seqs, b->seq_keys[i], free);
+    wbatch_free(b);
   }
+}
+
+/* After a failed commit: wait until the writer has nothing in flight, then
+ * forget everything decided but not committed. */
+static void seq_reset(node *n) {
+  pthread_mutex_lock(&n->w_mu);
+  while (n->w_head || n->w_busy) pthread_cond_wait(&n->w_idle_cv, &n->w_mu);
+  n->a_gen = n->w_fail_gen;
+  pthread_mutex_unlock(&n->w_mu);
+  seq_reap(n);
+  pmap_free(&n->seq_procs, free);
+  pmap_free(&n->pend_msgs, NULL);
+  pmap_free(&n->pend_mods, free);
+  pmap_free(&n->pend_seqs, free);
+  n->ndirty = 0;
+}
+
+/* Stage A: decide a batch and queue it for the writer. */
+static void seq_batch(node *n, submission *subs) {
+  pthread_mutex_lock(&n->w_mu);
+  int failed = n->a_gen != n->w_fail_gen;
+  pthread_mutex_unlock(&n->w_mu);
+  if (failed) seq_reset(n);
+  seq_reap(n);
+  wbatch *b = calloc(1, sizeof *b);
+  b->subs = subs;
+  b->gen = n->a_gen;
+  for (submission *s = subs; s; s = s->next) s->rc = seq_one(n, b, s);
   /* Each process advanced in this batch: its nonce and next chain value,
    * written once (not once per message). */
+  b->adv = calloc(n->ndirty ? n->ndirty : 1, sizeof *b->adv);
   for (size_t i = 0; i < n->ndirty; i++) {
     seq_proc *p = n->dirty[i];
     p->dirty = 0;
-    if (ok && store_process_advance(n->seq_st, p->pid, p->nonce, p->chain, &berr)) ok = 0;
+    snprintf(b->adv[i].pid, sizeof b->adv[i].pid, "%s", p->pid);
+    b->adv[i].nonce = p->nonce;
+    memcpy(b->adv[i].chain, p->chain, 32);
   }
+  b->nadv = n->ndirty;
   n->ndirty = 0;
-  if (ok && store_commit(n->seq_st, &berr)) ok = 0;
+  pthread_mutex_lock(&n->w_mu);
+  /* Backpressure: at most two batches decided ahead of the disk. */
+  while (n->w_queued >= 2) pthread_cond_wait(&n->w_idle_cv, &n->w_mu);
+  if (n->w_tail) n->w_tail->next = b;
+  else n->w_head = b;
+  n->w_tail = b;
+  n->w_queued++;
+  pthread_cond_signal(&n->w_cv);
+  pthread_mutex_unlock(&n->w_mu);
+}
+
+static int put_item(node *n, submission *s, vn_err *err) {
+  const char *type = item_tag_get(s->it, "Type");
+  char target[ITEM_ID_LEN + 1] = "";
+  if (s->it->has_target) b64url_encode(s->it->target, 32, target, sizeof target);
+  store_item_meta m = {.id = s->it->id,
+                       .type = type ? type : "",
+                       .owner = s->owner,
+                       .target = target,
+                       .received_ms = node_now_ms()};
+  return store_item_put(n->seq_st2, &m, s->raw, s->len, err) < 0 ? -1 : 0;
+}
+
+/* Stage B: write one decided submission inside the batch transaction. */
+static int write_one(node *n, submission *s, vn_err *err) {
+  store *st = n->seq_st2;
+  if (put_item(n, s, err)) return -1;
+  if (s->kind == SUB_MODULE)
+    return store_module_put(st, s->it->id, item_tag_get(s->it, "Module-Format"), s->raw, s->len,
+                            err);
+  if (s->kind == SUB_PROCESS) {
+    const char *name = item_tag_get(s->it, "Name");
+    store_process sp = {.pid = s->it->id,
+                        .module = (char *)item_tag_get(s->it, "Module"),
+                        .owner = s->owner,
+                        .name = (char *)(name ? name : ""),
+                        .status = "running",
+                        .error = "",
+                        .nonce = 0,
+                        .spawn_ms = s->spawn_ms};
+    node_chain_first(s->it->id, sp.hash_chain);
+    if (store_process_put(st, &sp, err)) return -1;
+  }
+  if (s->seq_from && store_seq_put(st, s->res->pid, s->seq_from, s->seq_val, err)) return -1;
+  store_assignment sa = {.pid = s->res->pid,
+                         .nonce = s->res->nonce,
+                         .message_id = s->it->id,
+                         .assignment_id = s->aid,
+                         .timestamp_ms = s->ts,
+                         .raw = s->araw,
+                         .raw_len = s->alen};
+  return store_assignment_put(st, &sa, err);
+}
+
+static void write_batch(node *n, wbatch *b) {
+  uint64_t t0 = metrics_now_ns();
+  vn_err berr;
+  vn_err_clear(&berr);
+  pthread_mutex_lock(&n->w_mu);
+  int ok = b->gen == n->w_fail_gen;
+  pthread_mutex_unlock(&n->w_mu);
+  if (!ok) vn_errh(&berr, 503, "store_io", "an earlier commit failed; retry");
+  if (ok && store_begin(n->seq_st2, &berr)) ok = 0;
+  for (submission *s = b->subs; s && ok; s = s->next)
+    if (s->rc == 0 && write_one(n, s, &berr)) ok = 0;
+  for (size_t i = 0; i < b->nadv && ok; i++)
+    if (store_process_advance(n->seq_st2, b->adv[i].pid, b->adv[i].nonce, b->adv[i].chain, &berr))
+      ok = 0;
+  if (ok && store_commit(n->seq_st2, &berr)) ok = 0;
   if (!ok) {
-    store_rollback(n->seq_st);
-    /* In-memory nonces may have moved ahead of the rolled back log. */
-    pmap_free(&n->seq_procs, free);
-    n->ndirty = 0;
-    for (submission *s = batch; s; s = s->next) {
+    store_rollback(n->seq_st2);
+    pthread_mutex_lock(&n->w_mu);
+    if (b->gen == n->w_fail_gen) n->w_fail_gen++; /* everything queued behind fails too */
+    pthread_mutex_unlock(&n->w_mu);
+    for (submission *s = b->subs; s; s = s->next) {
       if (s->rc >= 0) {
         s->rc = -1;
         s->err = berr;
@@ -617,7 +808,9 @@ static void seq_batch(node *n, submission *batch) {
     metrics_observe(&vn_metrics.commit_latency, metrics_now_ns() - t0);
   }
   /* Hand assigned items to the executors (they take ownership). */
-  for (submission *s = batch; s; s = s->next) {
+  for (submission *s = b->subs; s; s = s->next) {
+    free(s->araw);
+    s->araw = NULL;
     if (s->rc == 0 && s->res->nonce >= 0) {
       job *j = calloc(1, sizeof *j);
       j->kind = JOB_APPLY;
@@ -627,16 +820,45 @@ static void seq_batch(node *n, submission *batch) {
       j->it = s->it;
       s->it = NULL;
       atomic_fetch_add(&vn_metrics.assignments, 1);
+      if (s->kind == SUB_PROCESS) {
+        atomic_fetch_add(&vn_metrics.spawns, 1);
+        atomic_fetch_add(&vn_metrics.processes, 1);
+      }
       exec_enqueue(n, j);
     }
   }
   pthread_mutex_lock(&n->seq_mu);
-  for (submission *s = batch, *nx; s; s = nx) {
+  for (submission *s = b->subs, *nx; s; s = nx) {
     nx = s->next; /* s may be gone once done is seen */
     s->done = 1;
     pthread_cond_signal(&s->cv);
   }
   pthread_mutex_unlock(&n->seq_mu);
+  b->subs = NULL;
+}
+
+static void *writer_main(void *arg) {
+  node *n = arg;
+  pthread_mutex_lock(&n->w_mu);
+  for (;;) {
+    while (!n->w_head && !n->w_stop) pthread_cond_wait(&n->w_cv, &n->w_mu);
+    if (!n->w_head) break;
+    wbatch *b = n->w_head;
+    n->w_head = b->next;
+    if (!n->w_head) n->w_tail = NULL;
+    b->next = NULL;
+    n->w_busy = 1;
+    pthread_mutex_unlock(&n->w_mu);
+    write_batch(n, b);
+    pthread_mutex_lock(&n->w_mu);
+    n->w_busy = 0;
+    n->w_queued--;
+    b->next = n->w_done;
+    n->w_done = b;
+    pthread_cond_broadcast(&n->w_idle_cv);
+  }
+  pthread_mutex_unlock(&n->w_mu);
+  return NULL;
 }
 
 static void *seq_main(void *arg) {
@@ -1178,11 +1400,16 @@ static void *ckpt_main(void *arg) {
     pthread_cond_timedwait(&n->ckpt_cv, &n->ckpt_mu, &ts);
     if (n->ckpt_stop) break;
     pthread_mutex_unlock(&n->ckpt_mu);
-    store_wal_checkpoint(st, NULL, NULL);
+    /* Copy what we can without blocking anyone; once the WAL is past ~32 MiB
+     * (8192 pages) restart it, briefly holding the writer off, so it does
+     * not grow without bound under constant load. */
+    int frames = 0;
+    store_wal_checkpoint(st, 0, &frames, NULL);
+    if (frames > 8192) store_wal_checkpoint(st, 1, NULL, NULL);
     pthread_mutex_lock(&n->ckpt_mu);
   }
   pthread_mutex_unlock(&n->ckpt_mu);
-  store_wal_checkpoint(st, NULL, NULL);
+  store_wal_checkpoint(st, 1, NULL, NULL);
   store_close(st);
   return NULL;
 }
@@ -1297,11 +1524,16 @@ node *node_open(const config *c, vn_err *err) {
   pthread_cond_init(&n->res_cv, NULL);
   pthread_mutex_init(&n->pool_mu, NULL);
   pthread_mutex_init(&n->ckpt_mu, NULL);
+  pthread_mutex_init(&n->w_mu, NULL);
+  pthread_cond_init(&n->w_cv, NULL);
+  pthread_cond_init(&n->w_idle_cv, NULL);
   pthread_cond_init(&n->ckpt_cv, NULL);
   if (mkdir_p(n->data_dir, err) || load_key(n, err)) goto fail;
   if (asprintf(&n->db_path, "%s/vmnode.db", n->data_dir) < 0) goto fail;
-  n->seq_st = store_open(n->db_path, 1, err);
-  if (!n->seq_st || store_set_autocheckpoint(n->seq_st, 0, err)) goto fail;
+  n->seq_st2 = store_open(n->db_path, 1, err);
+  if (!n->seq_st2 || store_set_autocheckpoint(n->seq_st2, 0, err)) goto fail;
+  n->seq_st = store_open(n->db_path, 0, err);
+  if (!n->seq_st) goto fail;
   for (int i = 0; i < NEXEC; i++) {
     executor *e = &n->exec[i];
     e->n = n;
@@ -1318,20 +1550,24 @@ node *node_open(const config *c, vn_err *err) {
                      .role = "main",
                      .desc = c->node_desc ? c->node_desc : "",
                      .url = (char *)config_base_url(c)};
-  if (store_node_put(n->seq_st, &self, err)) goto fail;
+  if (store_node_put(n->seq_st2, &self, err)) goto fail;
   for (size_t i = 0; i < c->npeers; i++) {
     store_node p = {.acc_id = c->peers[i].acc_id,
                     .name = c->peers[i].name ? c->peers[i].name : "",
                     .role = "peer",
                     .desc = "",
                     .url = c->peers[i].url};
-    if (store_node_put(n->seq_st, &p, err)) goto fail;
+    if (store_node_put(n->seq_st2, &p, err)) goto fail;
   }
 
   atomic_store(&vn_metrics.processes, 0);
   if (pthread_create(&n->ckpt_th, NULL, ckpt_main, n)) {
     vn_errf(err, "thread", "cannot start the checkpointer thread");
     goto fail;
+  }
+  if (pthread_create(&n->w_th, NULL, writer_main, n)) {
+    vn_errf(err, "thread", "cannot start the writer thread");
+    goto fail_threads;
   }
   if (pthread_create(&n->seq_th, NULL, seq_main, n)) {
     vn_errf(err, "thread", "cannot start the sequencer thread");
@@ -1364,6 +1600,7 @@ fail:
   for (int i = 0; i < NEXEC; i++)
     if (n->exec[i].st) store_close(n->exec[i].st);
   if (n->seq_st) store_close(n->seq_st);
+  if (n->seq_st2) store_close(n->seq_st2);
   item_key_free(n->key);
   free(n->db_path);
   free(n->data_dir);
@@ -1378,6 +1615,12 @@ void node_close(node *n) {
   pthread_cond_broadcast(&n->seq_cv);
   pthread_mutex_unlock(&n->seq_mu);
   if (n->seq_th) pthread_join(n->seq_th, NULL);
+  pthread_mutex_lock(&n->w_mu);
+  n->w_stop = 1;
+  pthread_cond_signal(&n->w_cv);
+  pthread_mutex_unlock(&n->w_mu);
+  if (n->w_th) pthread_join(n->w_th, NULL);
+  seq_reap(n);
   for (int i = 0; i < NEXEC; i++) {
     executor *e = &n->exec[i];
     pthread_mutex_lock(&e->mu);
@@ -1401,8 +1644,12 @@ void node_close(node *n) {
   pthread_mutex_unlock(&n->ckpt_mu);
   if (n->ckpt_th) pthread_join(n->ckpt_th, NULL);
   pmap_free(&n->seq_procs, free);
+  pmap_free(&n->pend_msgs, NULL);
+  pmap_free(&n->pend_mods, free);
+  pmap_free(&n->pend_seqs, free);
   free(n->dirty);
   if (n->seq_st) store_close(n->seq_st);
+  if (n->seq_st2) store_close(n->seq_st2);
   for (int i = 0; i < n->npool; i++) store_close(n->pool[i]);
   item_key_free(n->key);
   free(n->db_path);

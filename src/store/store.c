@@ -1173,10 +1173,11 @@ int store_set_autocheckpoint(store *s, int pages, vn_err *err) {
   return 0;
 }
 
-int store_wal_checkpoint(store *s, int *wal_frames, vn_err *err) {
+int store_wal_checkpoint(store *s, int truncate, int *wal_frames, vn_err *err) {
   int logf = 0, ckpt = 0;
-  int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logf, &ckpt);
+  int mode = truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+  int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, mode, &logf, &ckpt);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) return io_err(s, err, "checkpointing the WAL");
-  if (wal_frames) *wal_frames = logf - ckpt;
+  if (wal_frames) *wal_frames = logf;
   return 0;
 }

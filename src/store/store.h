@@ -138,10 +138,13 @@ int store_meta_get(store *s, const char *key, char **value, vn_err *err); /* 1/0
  * inside whichever commit crosses wal_autocheckpoint pages, which puts that
  * copy on the acknowledge path. The node turns that off (pages = 0) on its
  * writers and calls store_wal_checkpoint (PASSIVE: never blocks writers)
- * from a background thread instead. *wal_frames (may be NULL) gets the
- * frames still to copy. */
+ * from a background thread instead: PASSIVE (truncate = 0) never blocks
+ * writers but cannot restart a WAL that is always being appended to;
+ * TRUNCATE (truncate = 1) waits for the writer's current transaction, holds
+ * new ones off while it copies the rest, and truncates the file. *wal_frames
+ * (may be NULL) gets the WAL's size in frames before the call's effect. */
 int store_set_autocheckpoint(store *s, int pages, vn_err *err);
-int store_wal_checkpoint(store *s, int *wal_frames, vn_err *err);
+int store_wal_checkpoint(store *s, int truncate, int *wal_frames, vn_err *err);
 
 /* PRAGMA integrity_check: 0 when "ok". */
 int store_integrity_check(store *s, vn_err *err);

@@ -43,7 +43,7 @@ check "SQLite integrity_check ok" grep -qx 'integrity ok' "$E2E_TMP/dbcheck"
 
 allok=1
 while read -r pid; do
-  "$VMNODE" verify-log "$pid" --node "$NODE" >/dev/null || allok=0
+  out=$("$VMNODE" verify-log "$pid" --node "$NODE" 2>&1) || { allok=0; echo "    $out"; }
 done <"$E2E_TMP/pids"
 check "every process log verifies after the kills" test $allok -eq 1
 
