@@ -313,6 +313,12 @@ function handlers.evaluate(msg, env)
   local list = handlers.list
   local snapshot = tmove(list, 1, #list, 1, {})
   for _, h in ipairs(snapshot) do
+    if h.co and not h.removed and co_status(h.co) ~= "suspended" then
+      -- a waiter whose coroutine died (e.g. stopped by the host): drop it
+      for i = 1, #handlers.list do
+        if handlers.list[i] == h then remove_at(i); break end
+      end
+    end
     if not h.removed and h.name ~= "_default" then
       local ok, r = pcall(utils.matchesSpec, msg, h.pattern)
       if not ok then

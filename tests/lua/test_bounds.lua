@@ -69,6 +69,17 @@ return function(test, H)
     H.same(r.Messages, {})
   end)
 
+  test("a waiter whose coroutine died is dropped, not matched", function()
+    local p = H.proc()
+    p:exec([[Handlers.add("W", function() Receive({ Action = "Go" }) end)]])
+    p:msg({ Action = "W" })
+    -- simulate the host killing the suspended coroutine
+    p:exec([[for _, h in ipairs(Handlers.list) do if h.co then coroutine.close(h.co) end end]])
+    p:msg({ Action = "Go" })
+    H.eq(#p:G().Inbox, 1, "the message went on to _default")
+    H.same(p:G().Handlers.names(), { "_eval", "_default", "W" })
+  end)
+
   test("a big string is just data; the memory cap is the host's", function()
     local p = H.proc()
     local r = p:eval("#string.rep('x', 1 << 20)")
