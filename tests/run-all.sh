@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (.ci/run calls `make test`, which runs
-# this): install what is missing, build with -Werror, unit tests, end-to-end
+# The whole test suite, as CI runs it (.ci/run runs this; `make test` too).
+# Install what is missing, build with -Werror, unit tests, end-to-end
 # tests against a real node, interop with npm clients, the same unit and e2e
 # tests under ASan/UBSan, and bounded libFuzzer runs. Ends with one line
 # "N passed, N failed" counting the suites.
@@ -22,6 +22,7 @@ suite build make -s -j"$J" all
 suite unit make -s unit
 suite e2e make -s e2e
 suite interop make -s interop
+suite lua bash tests/run-lua.sh
 suite asan make -s -j"$J" asan
 suite fuzz make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 [ ${#failed[@]} -gt 0 ] && echo "failed suites: ${failed[*]}"
