@@ -336,15 +336,37 @@ static void l_warn(void *ud, const char *msg, int tocont) {
 
 /* ---- the fixed stack ---- */
 
+/* Under AddressSanitizer the stack switch must be announced (fiber API),
+ * and the reused stack's shadow cleared, or ASan reports its own confusion. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SBX_ASAN 1
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#define SBX_ASAN 1
+#endif
+#ifdef SBX_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 static struct {
   ucontext_t back, run;
   void (*fn)(void *);
   void *arg;
   int mapped;
+  const void *main_bottom;
+  size_t main_size;
 } g_fx;
 
 static void fx_entry(void) {
+#ifdef SBX_ASAN
+  __sanitizer_finish_switch_fiber(NULL, &g_fx.main_bottom, &g_fx.main_size);
+#endif
   g_fx.fn(g_fx.arg);
+#ifdef SBX_ASAN
+  __sanitizer_start_switch_fiber(NULL, g_fx.main_bottom, g_fx.main_size);
+#endif
 }
 
 /* Run fn(arg) on the stack at LUA_STACK (mapped on first use, kept: forked
@@ -369,7 +391,15 @@ static int on_fixed_stack(void (*fn)(void *), void *arg, vn_err *err) {
   g_fx.run.uc_stack.ss_size = LUA_STACK_SIZE;
   g_fx.run.uc_link = &g_fx.back;
   makecontext(&g_fx.run, fx_entry, 0);
+#ifdef SBX_ASAN
+  void *fake = NULL;
+  __asan_unpoison_memory_region((void *)(LUA_STACK + SBX_PAGE), LUA_STACK_SIZE);
+  __sanitizer_start_switch_fiber(&fake, (void *)(LUA_STACK + SBX_PAGE), LUA_STACK_SIZE);
+#endif
   swapcontext(&g_fx.back, &g_fx.run);
+#ifdef SBX_ASAN
+  __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
   return 0;
 }
 

@@ -38,6 +38,8 @@ int sbx_seccomp_prepare(int in_pid_ns, vn_err *err) {
       SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(futex),
       SCMP_SYS(clock_gettime), SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(rt_sigprocmask),
       SCMP_SYS(rt_sigaction),
+      /* AddressSanitizer's swapcontext interceptor (sanitizer builds) */
+      SCMP_SYS(sigaltstack),
   };
   int rc = 0;
   for (size_t i = 0; i < sizeof plain / sizeof *plain && !rc; i++)
@@ -51,7 +53,7 @@ int sbx_seccomp_prepare(int in_pid_ns, vn_err *err) {
   /* abort()'s raise: only to itself, which is pid 1 in its own pid namespace
    * (without one the pid differs per worker: no tgkill, abort dies of SIGSYS). */
   if (!rc && in_pid_ns)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, 1));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, 1, 0));
   int mfd = -1;
   if (!rc) {
     mfd = memfd_create("seccomp-bpf", MFD_CLOEXEC);

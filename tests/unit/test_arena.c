@@ -466,6 +466,8 @@ static int child_main(int argc, char **argv) {
     sbx_result r;
     if (sbx_lua_apply(L, &c, &r, &e) || r.status) return printf("ERR\n"), 1;
     printf("%s", r.value);
+    sbx_result_free(&r);
+    sbx_lua_free(L);
     return 0;
   }
   if (!strcmp(argv[2], "restore")) {
@@ -485,6 +487,10 @@ static int child_main(int argc, char **argv) {
     char h[65];
     hex(info.sha256, 32, h);
     printf("%s\n%s\n%.3f\n", r.value, h, t1 - t0);
+    sbx_result_free(&r);
+    sbx_lua_free(L);
+    close(out);
+    close(fd);
     return 0;
   }
   return 2;

@@ -24,6 +24,13 @@ static double now_ms(void) {
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
+/* Sanitizer builds: let a worker's SIGSEGV kill it as in production (ASan's
+ * own handler would make system calls the seccomp filter forbids). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+  return "handle_segv=0";
+}
+
 /* ---- the test-only host functions (run inside workers) ---- */
 
 static int t_open(lua_State *L) {
