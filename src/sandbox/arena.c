@@ -506,7 +506,7 @@ static int pwrite_all(int fd, const void *buf, size_t n, off_t off) {
 
 int sbx_arena_checkpoint(sbx_arena *a, int fd, uint64_t tag, sbx_image_info *info, vn_err *err) {
   const sbx_layout *me = sbx_layout_self();
-  static char page[SBX_IMAGE_HDR_SIZE];
+  char page[SBX_IMAGE_HDR_SIZE];
   memset(page, 0, sizeof page);
   image_hdr *h = (image_hdr *)page;
   memcpy(h->magic, SBX_IMAGE_MAGIC, sizeof SBX_IMAGE_MAGIC);
@@ -538,9 +538,9 @@ static int same_id(const sbx_build_id *a, const uint8_t *id, uint8_t len) {
   return a->len == len && !memcmp(a->id, id, len);
 }
 
-/* Read the header, check it against this process; fill *h. */
-static int read_hdr(int fd, image_hdr *h, vn_err *err) {
-  static char page[SBX_IMAGE_HDR_SIZE];
+/* Read the header and check it for consistency with itself and the file. */
+static int parse_hdr(int fd, image_hdr *h, vn_err *err) {
+  char page[SBX_IMAGE_HDR_SIZE];
   ssize_t r = pread(fd, page, sizeof page, 0);
   if (r < 0) return vn_errf(err, "image_io", "reading the image header: %s", strerror(errno));
   if (r < (ssize_t)sizeof *h || memcmp(page, SBX_IMAGE_MAGIC, sizeof SBX_IMAGE_MAGIC))
@@ -558,34 +558,48 @@ static int read_hdr(int fd, image_hdr *h, vn_err *err) {
     return vn_errf(err, "image_corrupt",
                    "image header inconsistent (image %llu bytes, file %lld bytes)",
                    (unsigned long long)h->image_len, (long long)size);
-  const sbx_layout *me = sbx_layout_self();
+  return 0;
+}
+
+int sbx_image_fits(const sbx_image_info *info, const sbx_layout *l, vn_err *err) {
   char want[2 * SBX_BUILD_ID_MAX + 1], have[2 * SBX_BUILD_ID_MAX + 1];
-  sbx_build_id b;
-  if (!same_id(&me->exe, h->exe_id, h->exe_id_len)) {
-    b.len = h->exe_id_len;
-    memcpy(b.id, h->exe_id, sizeof b.id);
-    sbx_build_id_hex(&b, want, sizeof want);
-    sbx_build_id_hex(&me->exe, have, sizeof have);
+  const sbx_layout *im = &info->layout;
+  if (!same_id(&l->exe, im->exe.id, im->exe.len)) {
+    sbx_build_id_hex(&im->exe, want, sizeof want);
+    sbx_build_id_hex(&l->exe, have, sizeof have);
     return vn_errf(err, "image_build_mismatch",
                    "image was written by executable build %s, this is build %s: replay instead",
                    want, have);
   }
-  if (!same_id(&me->lua, h->lua_id, h->lua_id_len)) {
-    b.len = h->lua_id_len;
-    memcpy(b.id, h->lua_id, sizeof b.id);
-    sbx_build_id_hex(&b, want, sizeof want);
-    sbx_build_id_hex(&me->lua, have, sizeof have);
+  if (!same_id(&l->lua, im->lua.id, im->lua.len)) {
+    sbx_build_id_hex(&im->lua, want, sizeof want);
+    sbx_build_id_hex(&l->lua, have, sizeof have);
     return vn_errf(err, "image_build_mismatch",
                    "image was written with liblua build %s, this process has %s: replay instead",
                    want, have);
   }
-  if (h->exe_base != me->exe_base || h->lua_base != me->lua_base)
+  if (im->exe_base != l->exe_base || im->lua_base != l->lua_base)
     return vn_errf(err, "image_layout_mismatch",
                    "image expects the executable at %#llx and liblua at %#llx, they are at %#llx "
                    "and %#llx (address randomization on? workers need ADDR_NO_RANDOMIZE)",
-                   (unsigned long long)h->exe_base, (unsigned long long)h->lua_base,
-                   (unsigned long long)me->exe_base, (unsigned long long)me->lua_base);
+                   (unsigned long long)im->exe_base, (unsigned long long)im->lua_base,
+                   (unsigned long long)l->exe_base, (unsigned long long)l->lua_base);
   return 0;
+}
+
+int sbx_image_read(int fd, sbx_image_info *info, vn_err *err) {
+  image_hdr h;
+  if (parse_hdr(fd, &h, err)) return -1;
+  hdr_to_info(&h, info);
+  return 0;
+}
+
+/* Read the header, check it against this process; fill *h. */
+static int read_hdr(int fd, image_hdr *h, vn_err *err) {
+  sbx_image_info info;
+  if (parse_hdr(fd, h, err)) return -1;
+  hdr_to_info(h, &info);
+  return sbx_image_fits(&info, sbx_layout_self(), err);
 }
 
 static int verify_hash(int fd, const image_hdr *h, vn_err *err) {

@@ -132,6 +132,16 @@ void sbx_build_id_hex(const sbx_build_id *b, char *out, size_t outlen);
  * Errors: "image_io". */
 int sbx_arena_checkpoint(sbx_arena *a, int fd, uint64_t tag, sbx_image_info *info, vn_err *err);
 
+/* Read an image's header and check it only for consistency (magic,
+ * version, lengths against the file size): for a process whose own layout
+ * is not the workers' (the node). Errors: "image_io", "image_corrupt",
+ * "image_version". */
+int sbx_image_read(int fd, sbx_image_info *info, vn_err *err);
+/* Whether an image (its header's info) can be mapped into a process with
+ * layout l (build ids, then load addresses). Errors: "image_build_mismatch",
+ * "image_layout_mismatch", with both ids or addresses in the message. */
+int sbx_image_fits(const sbx_image_info *info, const sbx_layout *l, vn_err *err);
+
 /* Read and check an image's header against this process: magic, version,
  * lengths against the file size, build ids and load addresses. With verify,
  * also hash the image (reads the whole file). Does not map anything.

@@ -477,10 +477,16 @@ static int errstr(lua_State *L) {
   return 1;
 }
 
+/* A copy of an error message, cut at SBX_ERROR_MAX bytes. */
 static char *xstrdup(const char *s) {
   size_t n = strlen(s);
-  char *c = malloc(n + 1);
-  if (c) memcpy(c, s, n + 1);
+  int cut = n > SBX_ERROR_MAX;
+  if (cut) n = SBX_ERROR_MAX;
+  char *c = malloc(n + 4);
+  if (c) {
+    memcpy(c, s, n);
+    memcpy(c + n, cut ? "..." : "", cut ? 4 : 1);
+  }
   return c;
 }
 

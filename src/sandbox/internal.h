@@ -19,7 +19,8 @@ enum {
   SBX_Z_SPAWN = 2, /* no body; reply SPAWNED or ERR */
   SBX_Z_WAIT = 3,  /* u64 pid, u32 timeout ms; reply STATUS */
   /* zygote -> node */
-  SBX_Z_READY = 17,   /* u64 footprint, u32 ns flags usable, str note */
+  SBX_Z_READY = 17,   /* u64 footprint, u32 ns flags, str note, str exe id, str lua id,
+                         u64 exe base, u64 lua base */
   SBX_Z_SPAWNED = 18, /* u64 pid; fd: the node's end of the worker's channel */
   SBX_Z_STATUS = 19,  /* u32 known (0/1), i32 wait status */
   /* node -> worker */

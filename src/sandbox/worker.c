@@ -32,6 +32,7 @@ struct sbx_zygote {
   pthread_mutex_t mu; /* one exchange on the zygote channel at a time */
   unsigned ns;
   char note[256];
+  sbx_layout layout;
 };
 
 struct sbx_worker {
@@ -96,10 +97,18 @@ int sbx_zygote_start(const sbx_zygote_cfg *cfg, sbx_zygote **out, vn_err *err) {
     sbx_rd rd = {body, len, 0};
     sbx_rd_u64(&rd);
     z->ns = sbx_rd_u32(&rd);
-    size_t nn;
+    size_t nn, en, ln;
     const char *note = sbx_rd_bytes(&rd, &nn);
     snprintf(z->note, sizeof z->note, "%.*s", (int)(nn < sizeof z->note ? nn : 0), note);
+    const char *eid = sbx_rd_bytes(&rd, &en), *lid = sbx_rd_bytes(&rd, &ln);
+    z->layout.exe_base = sbx_rd_u64(&rd);
+    z->layout.lua_base = sbx_rd_u64(&rd);
+    if (en > SBX_BUILD_ID_MAX || ln > SBX_BUILD_ID_MAX) rd.bad = 1;
     if (!rd.bad) {
+      z->layout.exe.len = (uint8_t)en;
+      memcpy(z->layout.exe.id, eid, en);
+      z->layout.lua.len = (uint8_t)ln;
+      memcpy(z->layout.lua.id, lid, ln);
       free(body);
       *out = z;
       return 0;
@@ -148,6 +157,9 @@ pid_t sbx_zygote_pid(const sbx_zygote *z) {
 }
 const char *sbx_zygote_note(const sbx_zygote *z) {
   return z->note;
+}
+const sbx_layout *sbx_zygote_layout(const sbx_zygote *z) {
+  return &z->layout;
 }
 
 /* One request/reply with the zygote, under its lock. */

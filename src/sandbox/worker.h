@@ -50,6 +50,7 @@ struct lua_State;
 #define SBX_GAS_DEFAULT 100000000ULL          /* per call when sbx_call.gas_limit is 0 */
 #define SBX_PAYLOAD_MAX ((size_t)64 << 20)    /* bytes of payload, value or output */
 #define SBX_OUTPUT_MAX ((size_t)1 << 20)      /* print() output kept per call */
+#define SBX_ERROR_MAX ((size_t)64 << 10)      /* error messages are cut here ("...") */
 #define SBX_FIXED_TIME ((int64_t)1700000000)  /* what time() says while a state is created */
 
 /* ---- one call ---- */
@@ -200,6 +201,10 @@ pid_t sbx_zygote_pid(const sbx_zygote *z);
 /* What the sandbox could not do here (e.g. "namespaces unavailable: EPERM,
  * workers run without them"), or "" when everything was applied. */
 const char *sbx_zygote_note(const sbx_zygote *z);
+
+/* The zygote's (= its workers') layout: to check an image header read with
+ * sbx_image_read() before handing it to a worker (sbx_image_fits()). */
+const sbx_layout *sbx_zygote_layout(const sbx_zygote *z);
 
 /* Fork a worker: a copy of the zygote's state, sandboxed, ready for calls.
  * Errors: "worker_spawn". */

@@ -136,8 +136,8 @@ static void worker_serve(void) {
         if (out.bad) {
           vn_errf(&err, "worker_broken", "out of memory encoding the result");
           sbx_send_err(fd, &err);
-        } else {
-          sbx_send(fd, SBX_W_RESULT, out.p, out.len, -1, NULL);
+        } else if (sbx_send(fd, SBX_W_RESULT, out.p, out.len, -1, NULL)) {
+          _exit(1); /* the node would wait for a reply that cannot come */
         }
       }
     } else if (type == SBX_W_CHECKPOINT || type == SBX_W_RESTORE) {
@@ -269,10 +269,15 @@ static int zygote_init(int fd, const uint8_t *body, size_t len, const sbx_hooks 
   EVP_Digest("", 0, md, &mdlen, EVP_sha256(), NULL);
   sbx_arena_stats st;
   sbx_arena_stats_get(sbx_lua_arena(g_engine), &st);
+  const sbx_layout *l = sbx_layout_self();
   sbx_buf b = {0};
   sbx_buf_u64(&b, st.footprint);
   sbx_buf_u32(&b, g_ns);
   sbx_buf_str(&b, g_note);
+  sbx_buf_bytes(&b, l->exe.id, l->exe.len);
+  sbx_buf_bytes(&b, l->lua.id, l->lua.len);
+  sbx_buf_u64(&b, l->exe_base);
+  sbx_buf_u64(&b, l->lua_base);
   int rc = b.bad ? -1 : sbx_send(fd, SBX_Z_READY, b.p, b.len, -1, NULL);
   sbx_buf_free(&b);
   return rc;

@@ -321,6 +321,17 @@ static void test_checkpoint_restore(void **state) {
   printf("# restored worker continued: %.60s...\n", rb.value);
   sbx_result_free(&ra);
   sbx_result_free(&rb);
+  /* The node can check an image against the zygote without a worker. */
+  sbx_image_info hdr;
+  assert_int_equal(sbx_image_read(fd, &hdr, &e), 0);
+  assert_int_equal(sbx_image_fits(&hdr, sbx_zygote_layout(zyg), &e), 0);
+  if (sbx_layout_self()->exe_base != sbx_zygote_layout(zyg)->exe_base) /* ASLR here */
+    assert_int_equal(sbx_image_fits(&hdr, sbx_layout_self(), &e), -1);
+  /* Huge error messages are cut. */
+  sbx_result big = call(a, NULL, "error(string.rep('x', 1e6))", 0);
+  assert_int_equal(big.status, SBX_ERR_RUNTIME);
+  assert_int_equal(strlen(big.error), SBX_ERROR_MAX + 3);
+  sbx_result_free(&big);
   /* A corrupted image is refused and the worker keeps its state. */
   uint8_t byte;
   assert_int_equal(pread(fd, &byte, 1, SBX_IMAGE_HDR_SIZE + 3000), 1);
