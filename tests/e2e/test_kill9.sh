@@ -16,7 +16,11 @@ for r in $(seq 1 "$ROUNDS"); do
   "$LOADGEN" --node "$NODE" --pids "$E2E_TMP/pids" --count 4000 --concurrency 16 \
      --acked "$E2E_TMP/acked" --quiet >"$E2E_TMP/lg.$r" 2>&1 &
   LG=$!
-  sleep "0.$((RANDOM % 8 + 2))"
+  # Kill at a random moment once acknowledgements are flowing (the client
+  # signs its messages first, which takes a while under sanitizers).
+  touch "$E2E_TMP/acked"; before=$(wc -l <"$E2E_TMP/acked")
+  for _ in $(seq 1 300); do [ "$(wc -l <"$E2E_TMP/acked")" -gt "$before" ] && break; sleep 0.05; done
+  sleep "0.$((RANDOM % 6))"
   kill9_node
   wait "$LG"
   start_node "$D" "$P" || exit 1
