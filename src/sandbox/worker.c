@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "sandbox/internal.h"
 
 #define START_TIMEOUT_MS 60000 /* zygote INIT: runs the preload */
@@ -105,6 +106,7 @@ int sbx_zygote_start(const sbx_zygote_cfg *cfg, sbx_zygote **out, vn_err *err) {
     z->layout.lua_base = sbx_rd_u64(&rd);
     if (en > SBX_BUILD_ID_MAX || ln > SBX_BUILD_ID_MAX) rd.bad = 1;
     if (!rd.bad) {
+      if (*z->note) log_warn("sandbox.namespaces", "note=\"%s\"", z->note);
       z->layout.exe.len = (uint8_t)en;
       memcpy(z->layout.exe.id, eid, en);
       z->layout.lua.len = (uint8_t)ln;

@@ -7,12 +7,16 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -385,6 +389,83 @@ static void test_zygote_errors(void **state) {
   printf("# %s\n", e.msg);
 }
 
+/* Without root: namespaces through a user namespace, or none, with a note. */
+static void test_unprivileged(void **state) {
+  if (getuid() != 0) skip(); /* needs root to become someone else */
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], 1);
+    if (setgid(65534) || setuid(65534)) _exit(2);
+    sbx_zygote_cfg cfg = {.preload = PRELOAD, .preload_len = strlen(PRELOAD), .ns = SBX_NS_ALL};
+    sbx_zygote *z;
+    sbx_worker *w;
+    vn_err e;
+    if (sbx_zygote_start(&cfg, &z, &e) || sbx_worker_spawn(z, &w, &e)) {
+      printf("error: %s", e.msg);
+      fflush(stdout);
+      _exit(3);
+    }
+    sbx_call c = {.entry = "handle", .payload = "u", .payload_len = 1};
+    sbx_result r;
+    if (sbx_worker_apply(w, &c, &r, &e) || strcmp(r.value, "got u #1")) _exit(4);
+    printf("ns %#x seccomp %d note '%s'", sbx_worker_ns(w), sbx_worker_seccomp(w),
+           sbx_zygote_note(z));
+    fflush(stdout);
+    sbx_worker_close(w);
+    sbx_zygote_stop(z);
+    _exit(0);
+  }
+  close(p[1]);
+  char out[512] = {0};
+  ssize_t n = read(p[0], out, sizeof out - 1);
+  close(p[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) fail_msg("unprivileged run: status %d: %s", st, out);
+  assert_true(n > 0);
+  printf("# as nobody: %s\n", out);
+}
+
+static int gone(pid_t pid, int ms) {
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return errno == ESRCH;
+  struct pollfd pf = {.fd = fd, .events = POLLIN};
+  int r = poll(&pf, 1, ms);
+  close(fd);
+  return r == 1;
+}
+
+/* The node dies: its zygote dies, and the zygote's workers with it. */
+static void test_node_death(void **state) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t node = fork();
+  if (node == 0) {
+    close(p[0]);
+    sbx_zygote *z = start(NULL);
+    sbx_worker *w = spawn(z);
+    pid_t pids[2] = {sbx_zygote_pid(z), sbx_worker_pid(w)};
+    if (write(p[1], pids, sizeof pids) != sizeof pids) _exit(1);
+    pause();
+    _exit(0);
+  }
+  close(p[1]);
+  pid_t pids[2];
+  assert_int_equal(read(p[0], pids, sizeof pids), sizeof pids);
+  close(p[0]);
+  assert_false(gone(pids[0], 0));
+  assert_false(gone(pids[1], 0));
+  double t0 = now_ms();
+  kill(node, SIGKILL);
+  waitpid(node, NULL, 0);
+  assert_true(gone(pids[0], 2000));
+  assert_true(gone(pids[1], 2000));
+  printf("# node killed: zygote and worker gone after %.1f ms\n", now_ms() - t0);
+}
+
 /* ---- the AO library from runtime/lua, when the tree has it ---- */
 
 static int load_modules(sbx_module *mods, size_t max, size_t *n) {
@@ -625,6 +706,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_checkpoint_restore),
       cmocka_unit_test(test_pairs_two_zygotes),
       cmocka_unit_test(test_zygote_errors),
+      cmocka_unit_test(test_unprivileged),
+      cmocka_unit_test(test_node_death),
       cmocka_unit_test(test_ao_library),
       cmocka_unit_test(test_measure),
   };
