@@ -169,22 +169,13 @@ static long long now_ms(void) {
   return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Read exactly n bytes before the deadline (-1: none); collect one fd. */
+/* Read exactly n bytes before the deadline (-1: none); collect one fd. With a
+ * deadline, poll only when a non-blocking read finds nothing (saves a system
+ * call per read when the reply is already there). */
 static int read_full(int fd, void *buf, size_t n, long long deadline, int *fd_got, int *began,
                      vn_err *err) {
   char *p = buf;
   while (n) {
-    if (deadline >= 0) {
-      long long left = deadline - now_ms();
-      struct pollfd pf = {.fd = fd, .events = POLLIN};
-      int r = left > 0 ? poll(&pf, 1, (int)(left > 1000000 ? 1000000 : left)) : 0;
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return vn_errf(err, "worker_io", "poll: %s", strerror(errno));
-      if (r == 0) {
-        if (left > 0) continue;
-        return vn_errf(err, "worker_timeout", "no reply within the time limit");
-      }
-    }
     union {
       char buf[CMSG_SPACE(sizeof(int) * 4)];
       struct cmsghdr align;
@@ -192,8 +183,16 @@ static int read_full(int fd, void *buf, size_t n, long long deadline, int *fd_go
     struct iovec iov = {p, n};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
                         .msg_controllen = sizeof cm.buf};
-    ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | (deadline >= 0 ? MSG_DONTWAIT : 0));
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && deadline >= 0) {
+      long long left = deadline - now_ms();
+      if (left <= 0) return vn_errf(err, "worker_timeout", "no reply within the time limit");
+      struct pollfd pf = {.fd = fd, .events = POLLIN};
+      int pr = poll(&pf, 1, (int)(left > 1000000 ? 1000000 : left));
+      if (pr < 0 && errno != EINTR) return vn_errf(err, "worker_io", "poll: %s", strerror(errno));
+      continue;
+    }
     if (r < 0) return vn_errf(err, "worker_io", "reading a frame: %s", strerror(errno));
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;

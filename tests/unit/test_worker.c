@@ -546,6 +546,12 @@ static void test_ao_library(void **state) {
   double first = now_ms() - t0, first_apply = now_ms() - t1;
   assert_int_equal(r.status, SBX_OK);
   sbx_result_free(&r);
+  int f0 = open_file("ao0");
+  sbx_image_info i0;
+  assert_int_equal(sbx_worker_checkpoint(w, f0, 0, &i0, &e), 0);
+  close(f0);
+  printf("# AO: image of a fresh process (after its spawn message): %.0f KiB\n",
+         i0.image_len / 1024.0);
   len = snprintf(msg, sizeof msg,
                  "{\"Id\":\"M1\",\"Owner\":\"OWNER\",\"Target\":\"PID\",\"Data\":\"1 + 1\","
                  "\"Tags\":[{\"name\":\"Action\",\"value\":\"Eval\"}],\"Timestamp\":2}%c%s",
