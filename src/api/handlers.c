@@ -715,79 +715,14 @@ void api_handle(api *a, const api_route *r, const uint8_t *body, size_t len, api
 
 /* ---- GET /verify-log/:pid ---- */
 
-typedef struct vlog_ctx {
-  store *s;
-  const char *pid;
-  int64_t broken_nonce; /* >= 0 when the log itself is missing a piece */
-  char broken[512];
-} vlog_ctx;
-
-static int vlog_fetch(void *ctx, int64_t nonce, item **assignment, item **message, vn_err *err) {
-  vlog_ctx *v = ctx;
-  store_assignment as;
-  memset(&as, 0, sizeof as);
-  int rc = store_assignment_by_nonce(v->s, v->pid, nonce, &as, err);
-  if (rc <= 0) return rc;
-  uint8_t *raw = NULL;
-  size_t len = 0;
-  vn_err e = {0};
-  item *asg = item_decode(as.raw, as.raw_len, &e);
-  item *msg = NULL;
-  if (!asg) {
-    snprintf(v->broken, sizeof v->broken, "assignment at nonce %lld does not decode: %.400s",
-             (long long)nonce, e.msg);
-  } else if ((rc = store_item_get(v->s, as.message_id, &raw, &len, &e)) <= 0) {
-    if (rc < 0) {
-      if (err) *err = e;
-      item_free(asg);
-      store_assignment_clear(&as);
-      return -1;
-    }
-    snprintf(v->broken, sizeof v->broken, "message %s assigned at nonce %lld is missing",
-             as.message_id, (long long)nonce);
-  } else if (!(msg = item_decode(raw, len, &e))) {
-    snprintf(v->broken, sizeof v->broken, "message at nonce %lld does not decode: %.400s",
-             (long long)nonce, e.msg);
-  }
-  free(raw);
-  store_assignment_clear(&as);
-  if (!asg || !msg) {
-    item_free(asg);
-    v->broken_nonce = nonce;
-    return vn_errf(err, "log_broken", "%s", v->broken);
-  }
-  *assignment = asg;
-  *message = msg;
-  return 1;
-}
 
 static void h_verify_log(api *a, const api_route *r, api_resp *o) {
   store *s = store_or_fail(a, o);
   if (!s) return;
   vn_err e = {0};
-  store_process p;
-  memset(&p, 0, sizeof p);
-  int rc = store_process_get(s, r->pid, &p, &e);
-  store_process_clear(&p);
-  if (rc <= 0) {
-    node_store_put(a->n, s);
-    if (rc < 0)
-      api_resp_vn_err(o, &e, 500);
-    else
-      api_resp_error(o, 404, "process_not_found", "no process %s on this node", r->pid);
-    return;
-  }
-  vlog_ctx v = {.s = s, .pid = r->pid, .broken_nonce = -1};
   vlog_report rep;
-  memset(&rep, 0, sizeof rep);
-  rep.bad_nonce = -1;
-  rc = node_verify_log(r->pid, node_address(a->n), vlog_fetch, &v, &rep, &e);
+  int rc = node_verify_log_store(s, r->pid, node_address(a->n), &rep, &e);
   node_store_put(a->n, s);
-  if (rc < 0 && v.broken_nonce >= 0) { /* a hole in the log is a verdict, not a failure */
-    rc = 1;
-    rep.bad_nonce = v.broken_nonce;
-    snprintf(rep.reason, sizeof rep.reason, "%s", v.broken);
-  }
   if (rc < 0) {
     api_resp_vn_err(o, &e, 500);
     return;

@@ -923,33 +923,6 @@ static int http_fetch_fn(void *ctx, int64_t nonce, item **a, item **m, vn_err *e
   return 1;
 }
 
-typedef struct store_fetch {
-  store *st;
-  const char *pid;
-} store_fetch;
-
-static int store_fetch_fn(void *ctx, int64_t nonce, item **a, item **m, vn_err *err) {
-  store_fetch *f = ctx;
-  store_assignment sa;
-  memset(&sa, 0, sizeof sa);
-  int r = store_assignment_by_nonce(f->st, f->pid, nonce, &sa, err);
-  if (r <= 0) return r;
-  *a = item_decode(sa.raw, sa.raw_len, err);
-  uint8_t *raw = NULL;
-  size_t len = 0;
-  r = *a ? store_item_get(f->st, sa.message_id, &raw, &len, err) : -1;
-  if (r == 0) vn_errf(err, "log_incomplete", "message %s of nonce %" PRId64 " is missing", sa.message_id, nonce);
-  *m = r == 1 ? item_decode(raw, len, err) : NULL;
-  free(raw);
-  store_assignment_clear(&sa);
-  if (!*a || !*m) {
-    item_free(*a);
-    item_free(*m);
-    return -1;
-  }
-  return 1;
-}
-
 static int cmd_verify_log(const opts *o) {
   if (has(o, "help") || has(o, "h") || !pos(o, 0)) {
     puts("usage: vmnode verify-log PID [--scheduler ADDR] [--data-dir DIR]\n"
@@ -979,12 +952,7 @@ static int cmd_verify_log(const opts *o) {
     }
     store *st = store_open(path, 0, &err);
     if (!st) return die(&err);
-    store_fetch f = {.st = st, .pid = pid};
-    store_process sp;
-    memset(&sp, 0, sizeof sp);
-    int64_t last = store_process_get(st, pid, &sp, NULL) == 1 ? sp.nonce : -1;
-    store_process_clear(&sp);
-    r = node_verify_log_upto(pid, sched, last, store_fetch_fn, &f, &rep, &err);
+    r = node_verify_log_store(st, pid, sched, &rep, &err);
     store_close(st);
   } else {
     if (!sched) sched = fetch_info_address(o, &c, &err);

@@ -100,6 +100,13 @@ int node_verify_log(const char *pid, const char *scheduler, vlog_fetch_fn fetch,
 int node_verify_log_upto(const char *pid, const char *scheduler, int64_t last_nonce,
                          vlog_fetch_fn fetch, void *ctx, vlog_report *rep, vn_err *err);
 
+/* The same check reading the log from a store (the node's GET /verify-log,
+ * or `vmnode verify-log --data-dir` offline): the log must reach the
+ * process's recorded nonce; a missing or undecodable piece is a verdict (1),
+ * not an error. -1 with "process_not_found" for an unknown process. */
+int node_verify_log_store(store *st, const char *pid, const char *scheduler, vlog_report *rep,
+                          vn_err *err);
+
 /* Hash chain: H0 = SHA-256(pid bytes); H(n) = SHA-256(H(n-1) || id(n-1)). */
 int node_chain_first(const char *pid, uint8_t out[32]);
 void node_chain_next(const uint8_t prev[32], const char *prev_assignment_id, uint8_t out[32]);

@@ -116,3 +116,76 @@ int node_verify_log_upto(const char *pid, const char *scheduler, int64_t last_no
     if (bad) return 1;
   }
 }
+
+/* ---- verifying straight from a store (the node's own route, or offline
+ * from a data dir) ---- */
+
+typedef struct store_vctx {
+  store *st;
+  const char *pid;
+  int64_t broken_nonce; /* >= 0 when the log itself is missing a piece */
+  char broken[512];
+} store_vctx;
+
+static int store_fetch(void *ctx, int64_t nonce, item **assignment, item **message, vn_err *err) {
+  store_vctx *v = ctx;
+  store_assignment as;
+  memset(&as, 0, sizeof as);
+  int rc = store_assignment_by_nonce(v->st, v->pid, nonce, &as, err);
+  if (rc <= 0) return rc;
+  uint8_t *raw = NULL;
+  size_t len = 0;
+  vn_err e;
+  vn_err_clear(&e);
+  item *asg = item_decode(as.raw, as.raw_len, &e);
+  item *msg = NULL;
+  if (!asg) {
+    snprintf(v->broken, sizeof v->broken, "assignment at nonce %" PRId64 " does not decode: %.400s",
+             nonce, e.msg);
+  } else if ((rc = store_item_get(v->st, as.message_id, &raw, &len, &e)) <= 0) {
+    if (rc < 0) {
+      if (err) *err = e;
+      item_free(asg);
+      store_assignment_clear(&as);
+      return -1;
+    }
+    snprintf(v->broken, sizeof v->broken, "message %.64s assigned at nonce %" PRId64 " is missing",
+             as.message_id, nonce);
+  } else if (!(msg = item_decode(raw, len, &e))) {
+    snprintf(v->broken, sizeof v->broken, "message at nonce %" PRId64 " does not decode: %.400s",
+             nonce, e.msg);
+  }
+  free(raw);
+  store_assignment_clear(&as);
+  if (!asg || !msg) {
+    item_free(asg);
+    v->broken_nonce = nonce;
+    return vn_errf(err, "log_broken", "%s", v->broken);
+  }
+  *assignment = asg;
+  *message = msg;
+  return 1;
+}
+
+int node_verify_log_store(store *st, const char *pid, const char *scheduler, vlog_report *rep,
+                          vn_err *err) {
+  memset(rep, 0, sizeof *rep);
+  rep->bad_nonce = -1;
+  store_process p;
+  memset(&p, 0, sizeof p);
+  int rc = store_process_get(st, pid, &p, err);
+  int64_t last = p.nonce;
+  store_process_clear(&p);
+  if (rc <= 0) {
+    if (rc == 0) vn_errh(err, 404, "process_not_found", "no process %s in this store", pid);
+    return -1;
+  }
+  store_vctx v = {.st = st, .pid = pid, .broken_nonce = -1};
+  rc = node_verify_log_upto(pid, scheduler, last, store_fetch, &v, rep, err);
+  if (rc < 0 && v.broken_nonce >= 0) { /* a hole in the log is a verdict, not a failure */
+    rep->bad_nonce = v.broken_nonce;
+    snprintf(rep->reason, sizeof rep->reason, "%s", v.broken);
+    return 1;
+  }
+  return rc;
+}
