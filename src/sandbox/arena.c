@@ -370,8 +370,7 @@ int sbx_arena_check(const sbx_arena *a, vn_err *err) {
     if (prev_end && u <= prev_end)
       return vn_errf(err, "arena_corrupt", "large free list not ordered/coalesced at %#lx",
                      (unsigned long)u);
-    if (u + b->size == hi)
-      return vn_errf(err, "arena_corrupt", "large free block touches top");
+    if (u + b->size == hi) return vn_errf(err, "arena_corrupt", "large free block touches top");
     prev_end = u + b->size;
     fl += b->size;
   }
@@ -448,7 +447,8 @@ const sbx_layout *sbx_layout_self(void) {
 
 void sbx_build_id_hex(const sbx_build_id *b, char *out, size_t outlen) {
   size_t k = 0;
-  for (unsigned i = 0; i < b->len && k + 3 <= outlen; i++) k += (size_t)snprintf(out + k, 3, "%02x", b->id[i]);
+  for (unsigned i = 0; i < b->len && k + 3 <= outlen; i++)
+    k += (size_t)snprintf(out + k, 3, "%02x", b->id[i]);
   if (outlen) out[k < outlen ? k : outlen - 1] = 0;
 }
 
@@ -547,14 +547,14 @@ static int parse_hdr(int fd, image_hdr *h, vn_err *err) {
     return vn_errf(err, "image_corrupt", "not a vmnode arena image (bad magic)");
   memcpy(h, page, sizeof *h);
   if (h->version != SBX_IMAGE_VERSION)
-    return vn_errf(err, "image_version", "image format version %u, this build reads %u",
-                   h->version, SBX_IMAGE_VERSION);
+    return vn_errf(err, "image_version", "image format version %u, this build reads %u", h->version,
+                   SBX_IMAGE_VERSION);
   off_t size = lseek(fd, 0, SEEK_END); /* not fstat: the worker's seccomp filter has no stat */
   if (size < 0) return vn_errf(err, "image_io", "size of the image: %s", strerror(errno));
   if (h->hdr_size != SBX_IMAGE_HDR_SIZE || h->image_len % SBX_PAGE || h->image_len < SBX_PAGE ||
       h->footprint > h->image_len || h->base % SBX_PAGE ||
-      (uint64_t)size != SBX_IMAGE_HDR_SIZE + h->image_len ||
-      h->exe_id_len > SBX_BUILD_ID_MAX || h->lua_id_len > SBX_BUILD_ID_MAX)
+      (uint64_t)size != SBX_IMAGE_HDR_SIZE + h->image_len || h->exe_id_len > SBX_BUILD_ID_MAX ||
+      h->lua_id_len > SBX_BUILD_ID_MAX)
     return vn_errf(err, "image_corrupt",
                    "image header inconsistent (image %llu bytes, file %lld bytes)",
                    (unsigned long long)h->image_len, (long long)size);
@@ -650,8 +650,8 @@ sbx_arena *sbx_arena_restore(sbx_arena *into, size_t reserve, int fd, unsigned f
   /* From here on the old contents are gone: a failure leaves no arena. */
   if (mmap((void *)base, h.image_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
            SBX_IMAGE_HDR_SIZE) == MAP_FAILED ||
-      (res > h.image_len && map_reserve(base + h.image_len, res - h.image_len, MAP_FIXED) ==
-                                MAP_FAILED)) {
+      (res > h.image_len &&
+       map_reserve(base + h.image_len, res - h.image_len, MAP_FIXED) == MAP_FAILED)) {
     vn_errf(err, "arena_lost", "mapping the image at %#lx: %s", (unsigned long)base,
             strerror(errno));
     munmap((void *)base, res);

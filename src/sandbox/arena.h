@@ -100,8 +100,8 @@ typedef struct sbx_build_id {
 
 /* The identity and placement of the code a heap image points into. */
 typedef struct sbx_layout {
-  sbx_build_id exe; /* the running executable (/proc/self/exe) */
-  sbx_build_id lua; /* the object that defines lua_newstate (liblua5.4.so) */
+  sbx_build_id exe;            /* the running executable (/proc/self/exe) */
+  sbx_build_id lua;            /* the object that defines lua_newstate (liblua5.4.so) */
   uint64_t exe_base, lua_base; /* their load addresses */
 } sbx_layout;
 

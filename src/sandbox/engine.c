@@ -192,7 +192,7 @@ static int l_require(lua_State *L) {
   const char *name = luaL_checklstring(L, 1, &n);
   while (n && *name == '.') name++, n--;
   lua_settop(L, 0);
-  lua_pushlstring(L, name, n); /* 1: the name */
+  lua_pushlstring(L, name, n);                      /* 1: the name */
   lua_getfield(L, LUA_REGISTRYINDEX, "sbx.loaded"); /* 2 */
   lua_pushvalue(L, 1);
   if (lua_rawget(L, 2) != LUA_TNIL) return 1;
@@ -257,8 +257,8 @@ static int l_time(lua_State *L) {
     return luaL_error(L, "date out of range");
   long long m0 = mo - 1, yy = y + (m0 >= 0 ? m0 / 12 : (m0 - 11) / 12);
   long long mm = m0 - (yy - y) * 12 + 1;
-  lua_pushinteger(L, (lua_Integer)(days_from_civil(yy, mm, 1) + (d - 1)) * 86400 + h * 3600 +
-                         mi * 60 + s);
+  lua_pushinteger(
+      L, (lua_Integer)(days_from_civil(yy, mm, 1) + (d - 1)) * 86400 + h * 3600 + mi * 60 + s);
   return 1;
 }
 
@@ -500,11 +500,16 @@ void sbx_result_free(sbx_result *r) {
 
 const char *sbx_status_name(sbx_status s) {
   switch (s) {
-    case SBX_OK: return "ok";
-    case SBX_ERR_RUNTIME: return "runtime";
-    case SBX_ERR_SYNTAX: return "syntax";
-    case SBX_ERR_GAS: return "gas";
-    case SBX_ERR_MEMORY: return "memory";
+    case SBX_OK:
+      return "ok";
+    case SBX_ERR_RUNTIME:
+      return "runtime";
+    case SBX_ERR_SYNTAX:
+      return "syntax";
+    case SBX_ERR_GAS:
+      return "gas";
+    case SBX_ERR_MEMORY:
+      return "memory";
   }
   return "unknown";
 }

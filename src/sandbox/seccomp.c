@@ -29,14 +29,30 @@ int sbx_seccomp_prepare(int in_pid_ns, vn_err *err) {
   if (!ctx) return vn_errf(err, "sandbox_seccomp", "seccomp_init failed");
   static const int plain[] = {
       /* the channel */
-      SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(close),
+      SCMP_SYS(read),
+      SCMP_SYS(write),
+      SCMP_SYS(recvmsg),
+      SCMP_SYS(sendmsg),
+      SCMP_SYS(close),
       /* memory: malloc and the arena */
-      SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+      SCMP_SYS(brk),
+      SCMP_SYS(munmap),
+      SCMP_SYS(mremap),
+      SCMP_SYS(madvise),
       /* images, through fds the node passed */
-      SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(lseek), SCMP_SYS(ftruncate),
+      SCMP_SYS(pread64),
+      SCMP_SYS(pwrite64),
+      SCMP_SYS(lseek),
+      SCMP_SYS(ftruncate),
       /* process basics; rt_sigprocmask also for the Lua stack switch (swapcontext) */
-      SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(futex),
-      SCMP_SYS(clock_gettime), SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(rt_sigprocmask),
+      SCMP_SYS(exit),
+      SCMP_SYS(exit_group),
+      SCMP_SYS(rt_sigreturn),
+      SCMP_SYS(futex),
+      SCMP_SYS(clock_gettime),
+      SCMP_SYS(getpid),
+      SCMP_SYS(gettid),
+      SCMP_SYS(rt_sigprocmask),
       SCMP_SYS(rt_sigaction),
       /* AddressSanitizer's swapcontext interceptor (sanitizer builds) */
       SCMP_SYS(sigaltstack),

@@ -181,8 +181,8 @@ static int read_full(int fd, void *buf, size_t n, long long deadline, int *fd_go
       struct cmsghdr align;
     } cm;
     struct iovec iov = {p, n};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                        .msg_controllen = sizeof cm.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
     ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | (deadline >= 0 ? MSG_DONTWAIT : 0));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && deadline >= 0) {
@@ -225,8 +225,8 @@ int sbx_recv(int fd, int timeout_ms, uint8_t *type, uint8_t **body, size_t *len,
   *body = NULL;
   *len = 0;
   if (read_full(fd, hdr, sizeof hdr, deadline, &got, &began, err)) goto fail;
-  uint32_t n = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-               (uint32_t)hdr[3] << 24;
+  uint32_t n =
+      (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
   if (n < 1 || n > SBX_FRAME_MAX) {
     vn_errf(err, "worker_io", "bad frame length %u", n);
     goto fail;
@@ -269,10 +269,18 @@ int sbx_err_from_body(const uint8_t *body, size_t len, vn_err *err) {
   const char *code = sbx_rd_bytes(&r, &cn), *msg = sbx_rd_bytes(&r, &mn);
   if (r.bad) return vn_errf(err, "worker_io", "malformed error frame");
   /* Codes are static strings in vn_err: map back to the known ones. */
-  static const char *const known[] = {
-      "image_io",  "image_corrupt", "image_version", "image_build_mismatch",
-      "image_layout_mismatch", "arena_lost", "arena_map", "lua_init",
-      "worker_io", "worker_bad_request", "sandbox_seccomp", "worker_broken"};
+  static const char *const known[] = {"image_io",
+                                      "image_corrupt",
+                                      "image_version",
+                                      "image_build_mismatch",
+                                      "image_layout_mismatch",
+                                      "arena_lost",
+                                      "arena_map",
+                                      "lua_init",
+                                      "worker_io",
+                                      "worker_bad_request",
+                                      "sandbox_seccomp",
+                                      "worker_broken"};
   const char *c = "worker_error";
   for (size_t i = 0; i < sizeof known / sizeof *known; i++)
     if (strlen(known[i]) == cn && !memcmp(known[i], code, cn)) c = known[i];
@@ -355,8 +363,7 @@ int sbx_decode_result(const uint8_t *body, size_t len, sbx_result *res) {
   res->error = res->status != SBX_OK ? dup_n(e, en) : NULL;
   res->output = dup_n(o, on);
   res->output_len = on;
-  if ((res->has_value && !res->value) || (res->status != SBX_OK && !res->error) ||
-      !res->output) {
+  if ((res->has_value && !res->value) || (res->status != SBX_OK && !res->error) || !res->output) {
     sbx_result_free(res);
     return -1;
   }

@@ -165,9 +165,8 @@ const sbx_layout *sbx_zygote_layout(const sbx_zygote *z) {
 }
 
 /* One request/reply with the zygote, under its lock. */
-static int zygote_call(sbx_zygote *z, uint8_t type, const sbx_buf *req, int fd_pass,
-                       uint8_t *rtype, uint8_t **body, size_t *len, int *fd_got, int timeout,
-                       vn_err *err) {
+static int zygote_call(sbx_zygote *z, uint8_t type, const sbx_buf *req, int fd_pass, uint8_t *rtype,
+                       uint8_t **body, size_t *len, int *fd_got, int timeout, vn_err *err) {
   pthread_mutex_lock(&z->mu);
   int rc = sbx_send(z->fd, type, req->p, req->len, fd_pass, err);
   if (!rc) rc = sbx_recv(z->fd, timeout, rtype, body, len, fd_got, err);
@@ -183,8 +182,9 @@ static int worker_status(sbx_worker *w, int *status) {
   uint8_t type, *body = NULL;
   size_t len;
   int known = 0;
-  if (!b.bad && !zygote_call(w->z, SBX_Z_WAIT, &b, -1, &type, &body, &len, NULL,
-                             WAIT_TIMEOUT_MS + 1000, NULL) &&
+  if (!b.bad &&
+      !zygote_call(w->z, SBX_Z_WAIT, &b, -1, &type, &body, &len, NULL, WAIT_TIMEOUT_MS + 1000,
+                   NULL) &&
       type == SBX_Z_STATUS) {
     sbx_rd rd = {body, len, 0};
     known = (int)sbx_rd_u32(&rd);
@@ -197,8 +197,7 @@ static int worker_status(sbx_worker *w, int *status) {
 }
 
 static void worker_kill(sbx_worker *w) {
-  if (w->pidfd >= 0)
-    syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+  if (w->pidfd >= 0) syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
 }
 
 static void wait_exit(sbx_worker *w, int ms);
@@ -257,8 +256,7 @@ static int spawn_once(sbx_zygote *z, sbx_worker **out, vn_err *err) {
   uint8_t type, *body = NULL;
   size_t len;
   vn_err e = {0};
-  int rc = zygote_call(z, SBX_Z_SPAWN, &none, -1, &type, &body, &len, &w->fd, SPAWN_TIMEOUT_MS,
-                       &e);
+  int rc = zygote_call(z, SBX_Z_SPAWN, &none, -1, &type, &body, &len, &w->fd, SPAWN_TIMEOUT_MS, &e);
   if (!rc && type == SBX_Z_SPAWNED && w->fd >= 0) {
     sbx_rd rd = {body, len, 0};
     w->pid = (pid_t)sbx_rd_u64(&rd);
@@ -326,7 +324,8 @@ static int worker_call(sbx_worker *w, const char *what, uint8_t type, const sbx_
                             : vn_errf(err, "worker_io", "unexpected frame %u", rtype);
   free(*body);
   *body = NULL;
-  if (err && err->code && (!strcmp(err->code, "arena_lost") || !strcmp(err->code, "worker_broken"))) {
+  if (err && err->code &&
+      (!strcmp(err->code, "arena_lost") || !strcmp(err->code, "worker_broken"))) {
     vn_err keep = *err;
     worker_lost(w, what, NULL, NULL);
     *err = keep;
@@ -364,8 +363,7 @@ static int image_call(sbx_worker *w, const char *what, uint8_t type, const sbx_b
   return rc;
 }
 
-int sbx_worker_checkpoint(sbx_worker *w, int fd, uint64_t tag, sbx_image_info *info,
-                          vn_err *err) {
+int sbx_worker_checkpoint(sbx_worker *w, int fd, uint64_t tag, sbx_image_info *info, vn_err *err) {
   sbx_buf b = {0};
   sbx_buf_u64(&b, tag);
   int rc = image_call(w, "checkpoint", SBX_W_CHECKPOINT, &b, fd, info, err);

@@ -46,12 +46,12 @@
 
 struct lua_State;
 
-#define SBX_GAS_TICK 1000u                    /* instructions per hook tick: gas granularity */
-#define SBX_GAS_DEFAULT 100000000ULL          /* per call when sbx_call.gas_limit is 0 */
-#define SBX_PAYLOAD_MAX ((size_t)64 << 20)    /* bytes of payload, value or output */
-#define SBX_OUTPUT_MAX ((size_t)1 << 20)      /* print() output kept per call */
-#define SBX_ERROR_MAX ((size_t)64 << 10)      /* error messages are cut here ("...") */
-#define SBX_FIXED_TIME ((int64_t)1700000000)  /* what time() says while a state is created */
+#define SBX_GAS_TICK 1000u                   /* instructions per hook tick: gas granularity */
+#define SBX_GAS_DEFAULT 100000000ULL         /* per call when sbx_call.gas_limit is 0 */
+#define SBX_PAYLOAD_MAX ((size_t)64 << 20)   /* bytes of payload, value or output */
+#define SBX_OUTPUT_MAX ((size_t)1 << 20)     /* print() output kept per call */
+#define SBX_ERROR_MAX ((size_t)64 << 10)     /* error messages are cut here ("...") */
+#define SBX_FIXED_TIME ((int64_t)1700000000) /* what time() says while a state is created */
 
 /* ---- one call ---- */
 
@@ -78,13 +78,13 @@ typedef enum sbx_status {
 
 typedef struct sbx_result {
   sbx_status status;
-  uint64_t gas_used;   /* instructions, in units of SBX_GAS_TICK (rounded down) */
-  uint64_t footprint;  /* arena footprint after the call, bytes */
-  int has_value;       /* 0 when the call returned nothing or nil */
-  char *value;         /* first return value as text (strings raw), NUL-terminated */
+  uint64_t gas_used;  /* instructions, in units of SBX_GAS_TICK (rounded down) */
+  uint64_t footprint; /* arena footprint after the call, bytes */
+  int has_value;      /* 0 when the call returned nothing or nil */
+  char *value;        /* first return value as text (strings raw), NUL-terminated */
   size_t value_len;
-  char *error;         /* message when status != SBX_OK, else NULL */
-  char *output;        /* what print() wrote, NUL-terminated ("" if none) */
+  char *error;  /* message when status != SBX_OK, else NULL */
+  char *output; /* what print() wrote, NUL-terminated ("" if none) */
   size_t output_len;
   int output_truncated; /* more than SBX_OUTPUT_MAX was printed */
 } sbx_result;
@@ -106,12 +106,12 @@ typedef struct sbx_module {
 } sbx_module;
 
 typedef struct sbx_lua_cfg {
-  uintptr_t base;           /* 0 = SBX_ARENA_BASE */
-  size_t reserve;           /* 0 = SBX_ARENA_RESERVE */
-  size_t mem_cap;           /* 0 = the reservation */
+  uintptr_t base;            /* 0 = SBX_ARENA_BASE */
+  size_t reserve;            /* 0 = SBX_ARENA_RESERVE */
+  size_t mem_cap;            /* 0 = the reservation */
   const sbx_module *modules; /* copied into the heap (they are part of the image) */
   size_t nmodules;
-  const char *preload;      /* Lua source run once after the libraries, or NULL */
+  const char *preload; /* Lua source run once after the libraries, or NULL */
   size_t preload_len;
   const char *preload_name; /* chunk name; NULL = "=preload" */
   uint64_t preload_gas;     /* 0 = 10 * SBX_GAS_DEFAULT */
@@ -163,10 +163,10 @@ int sbx_norandomize_reexec(char **argv, vn_err *err);
 #define SBX_NS_ALL 0x1fu
 
 typedef struct sbx_zygote_cfg {
-  const char *exe;          /* executable to start as zygote; NULL = /proc/self/exe */
+  const char *exe;           /* executable to start as zygote; NULL = /proc/self/exe */
   const sbx_module *modules; /* modules for require() (the AO library's files) */
   size_t nmodules;
-  const char *preload;      /* Lua source the zygote runs once (e.g. require "process") */
+  const char *preload; /* Lua source the zygote runs once (e.g. require "process") */
   size_t preload_len;
   const char *preload_name; /* NULL = "=preload" */
   uint64_t preload_gas;     /* 0 = 10 * SBX_GAS_DEFAULT */
@@ -216,8 +216,7 @@ int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err);
 int sbx_worker_apply(sbx_worker *w, const sbx_call *c, sbx_result *r, vn_err *err);
 /* Write the worker's image to fd (a regular file, opened read-write; the
  * caller fsyncs). Errors as apply, plus "image_io". */
-int sbx_worker_checkpoint(sbx_worker *w, int fd, uint64_t tag, sbx_image_info *info,
-                          vn_err *err);
+int sbx_worker_checkpoint(sbx_worker *w, int fd, uint64_t tag, sbx_image_info *info, vn_err *err);
 /* Replace the worker's state by the image in fd (flags: SBX_RESTORE_VERIFY).
  * A refused image ("image_*" codes) leaves the worker as it was. */
 int sbx_worker_restore(sbx_worker *w, int fd, unsigned flags, sbx_image_info *info, vn_err *err);

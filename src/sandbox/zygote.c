@@ -118,7 +118,8 @@ static void worker_serve(void) {
     size_t len;
     int xfd = -1;
     vn_err err = {0};
-    if (sbx_recv(fd, -1, &type, &body, &len, &xfd, &err)) _exit(err.code && !strcmp(err.code, "worker_eof") ? 0 : 1);
+    if (sbx_recv(fd, -1, &type, &body, &len, &xfd, &err))
+      _exit(err.code && !strcmp(err.code, "worker_eof") ? 0 : 1);
     sbx_buf out = {0};
     int lost = 0;
     if (type == SBX_W_APPLY) {
@@ -222,7 +223,7 @@ static void reply_status(int fd, pid_t pid, int timeout_ms) {
       break;
     }
     if (r < 0 && errno != EINTR) break; /* not our child (or reaped) */
-    if (waited >= timeout_ms * 2) { /* 0.5 ms steps */
+    if (waited >= timeout_ms * 2) {     /* 0.5 ms steps */
       kill(pid, SIGKILL);
       known = waitpid(pid, &st, 0) == pid;
       break;

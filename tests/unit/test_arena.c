@@ -42,10 +42,10 @@ static int same(const uint8_t *p, size_t n, uint32_t seed) {
 
 static size_t rand_size(void) {
   uint64_t r = rnd() % 100;
-  if (r < 70) return 1 + rnd() % 200;       /* Lua's usual: strings, tables, closures */
+  if (r < 70) return 1 + rnd() % 200; /* Lua's usual: strings, tables, closures */
   if (r < 90) return 1 + rnd() % 4096;
-  if (r < 97) return 1 + rnd() % 40000;     /* around the small/large boundary */
-  return 32769 + rnd() % (600 * 1024);      /* large */
+  if (r < 97) return 1 + rnd() % 40000; /* around the small/large boundary */
+  return 32769 + rnd() % (600 * 1024);  /* large */
 }
 
 typedef struct slot {
@@ -205,8 +205,9 @@ static int teardown(void **state) {
 
 static void test_libs(void **state) {
   sbx_lua *L = engine(0);
-  expect_ok(L, "return tostring(io)..tostring(package)..tostring(debug)"
-               "..tostring(dofile)..tostring(loadfile)..tostring(string.dump)..tostring(os.exit)",
+  expect_ok(L,
+            "return tostring(io)..tostring(package)..tostring(debug)"
+            "..tostring(dofile)..tostring(loadfile)..tostring(string.dump)..tostring(os.exit)",
             "nilnilnilnilnilnilnil");
   /* collectgarbage: "count" only. */
   expect_ok(L, "return collectgarbage('count') > 10", "true");
@@ -214,8 +215,9 @@ static void test_libs(void **state) {
   assert_int_equal(g.status, SBX_ERR_RUNTIME);
   assert_non_null(strstr(g.error, "collectgarbage('collect') is not allowed"));
   sbx_result_free(&g);
-  expect_ok(L, "return type(table.concat)..type(string.format)..type(math.floor)"
-               "..type(utf8.char)..type(coroutine.wrap)",
+  expect_ok(L,
+            "return type(table.concat)..type(string.format)..type(math.floor)"
+            "..type(utf8.char)..type(coroutine.wrap)",
             "functionfunctionfunctionfunctionfunction");
   /* load: text only; the env argument still works, absent or given. */
   expect_ok(L, "return load('return 1 + 2')()", "3");
@@ -264,8 +266,8 @@ static void test_modules(void **state) {
   };
   mods[0].len = strlen(mods[0].src);
   mods[1].len = strlen(mods[1].src);
-  sbx_lua_cfg cfg = {.modules = mods, .nmodules = 2, .preload = "M = require('m')",
-                     .preload_len = 16};
+  sbx_lua_cfg cfg = {
+      .modules = mods, .nmodules = 2, .preload = "M = require('m')", .preload_len = 16};
   vn_err e;
   if (sbx_lua_new(&cfg, &cur, &e)) fail_msg("%s", e.msg);
   free(name);
@@ -288,10 +290,11 @@ static void test_modules(void **state) {
 
 static void test_time_and_random(void **state) {
   sbx_lua *L = engine(0);
-  const char *src = "local r = {} for i = 1, 5 do r[i] = math.random(1000000) end "
-                    "return os.time() .. ':' .. table.concat(r, ',')";
-  sbx_call c = {.payload = src, .payload_len = strlen(src), .timestamp = 1712345678901,
-                .seed = {7, 9}};
+  const char *src =
+      "local r = {} for i = 1, 5 do r[i] = math.random(1000000) end "
+      "return os.time() .. ':' .. table.concat(r, ',')";
+  sbx_call c = {
+      .payload = src, .payload_len = strlen(src), .timestamp = 1712345678901, .seed = {7, 9}};
   sbx_result r1, r2, r3;
   vn_err e;
   assert_int_equal(sbx_lua_apply(L, &c, &r1, &e), 0);
@@ -305,8 +308,7 @@ static void test_time_and_random(void **state) {
   sbx_result_free(&r2);
   sbx_result_free(&r3);
   expect_ok(L, "return os.time{year = 2024, month = 2, day = 29, hour = 0}", "1709164800");
-  expect_ok(L, "return os.time{year = 1970, month = 13, day = 1, hour = 0, sec = 5}",
-            "31536005");
+  expect_ok(L, "return os.time{year = 1970, month = 13, day = 1, hour = 0, sec = 5}", "31536005");
   done(L);
 }
 
@@ -360,8 +362,7 @@ static void test_memory_cap(void **state) {
   for (size_t i = 0; i < sizeof bombs / sizeof *bombs; i++) {
     sbx_result r = run(L, bombs[i], 0);
     if (r.status != SBX_ERR_MEMORY)
-      fail_msg("%s: status %s (%s)", bombs[i], sbx_status_name(r.status),
-               r.error ? r.error : "");
+      fail_msg("%s: status %s (%s)", bombs[i], sbx_status_name(r.status), r.error ? r.error : "");
     assert_string_equal(r.error, "not enough memory");
     assert_true(r.footprint <= (size_t)32 << 20);
     sbx_result_free(&r);
@@ -381,8 +382,10 @@ static void test_recursion(void **state) {
   assert_int_equal(r.status, SBX_ERR_RUNTIME);
   assert_non_null(strstr(r.error, "stack overflow"));
   sbx_result_free(&r);
-  r = run(L, "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) "
-             "return t.x", 0);
+  r = run(L,
+          "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) "
+          "return t.x",
+          0);
   assert_int_equal(r.status, SBX_ERR_RUNTIME);
   assert_non_null(strstr(r.error, "stack overflow"));
   sbx_result_free(&r);

@@ -115,8 +115,8 @@ static sbx_worker *spawn(sbx_zygote *z) {
 }
 
 static sbx_result call(sbx_worker *w, const char *entry, const char *payload, uint64_t gas) {
-  sbx_call c = {.entry = entry, .payload = payload, .payload_len = strlen(payload),
-                .gas_limit = gas};
+  sbx_call c = {
+      .entry = entry, .payload = payload, .payload_len = strlen(payload), .gas_limit = gas};
   sbx_result r;
   vn_err e;
   if (sbx_worker_apply(w, &c, &r, &e)) fail_msg("apply %s: %s: %s", payload, e.code, e.msg);
@@ -138,8 +138,8 @@ static vn_err expect_lost(sbx_worker *w, const char *payload, uint64_t gas, doub
   double t0 = now_ms();
   int rc = sbx_worker_apply(w, &c, &r, &e);
   if (ms) *ms = now_ms() - t0;
-  if (rc != -1) fail_msg("%s: expected the worker to be lost, got %s", payload,
-                         sbx_status_name(r.status));
+  if (rc != -1)
+    fail_msg("%s: expected the worker to be lost, got %s", payload, sbx_status_name(r.status));
   assert_false(sbx_worker_alive(w));
   return e;
 }
@@ -518,8 +518,11 @@ static void test_ao_library(void **state) {
     printf("# runtime/lua not found from %s: skipped\n", getcwd((char[256]){0}, 256));
     skip();
   }
-  sbx_zygote_cfg cfg = {.modules = mods, .nmodules = n, .preload = AO_PRELOAD,
-                        .preload_len = strlen(AO_PRELOAD), .ns = SBX_NS_ALL,
+  sbx_zygote_cfg cfg = {.modules = mods,
+                        .nmodules = n,
+                        .preload = AO_PRELOAD,
+                        .preload_len = strlen(AO_PRELOAD),
+                        .ns = SBX_NS_ALL,
                         .mem_cap = (size_t)256 << 20};
   sbx_zygote *z;
   vn_err e;
@@ -560,9 +563,10 @@ static void test_ao_library(void **state) {
   if (sbx_worker_apply(w, &c, &r, &e)) fail_msg("%s", e.msg);
   if (r.status != SBX_OK || !strstr(r.value, "\"data\":\"2\""))
     fail_msg("Eval 1 + 1: %s", r.status ? r.error : r.value);
-  printf("# AO: spawn to first result %.2f ms (spawn %.2f, first apply %.2f: the spawn "
-         "message); Eval 1 + 1 -> %.60s\n",
-         first, spawned, first_apply, r.value);
+  printf(
+      "# AO: spawn to first result %.2f ms (spawn %.2f, first apply %.2f: the spawn "
+      "message); Eval 1 + 1 -> %.60s\n",
+      first, spawned, first_apply, r.value);
   sbx_result_free(&r);
   /* Message rate through the whole apply path (no HTTP, no store). */
   len = snprintf(msg, sizeof msg,
@@ -616,9 +620,10 @@ static void test_measure(void **state) {
   }
   qsort(sp, N, sizeof *sp, cmp_d);
   qsort(cl, N, sizeof *cl, cmp_d);
-  printf("# spawn from the zygote's pool (spaced): p50 %.3f ms, p99 %.3f ms; "
-         "close p50 %.2f ms\n",
-         sp[N / 2], sp[N - 2], cl[N / 2]);
+  printf(
+      "# spawn from the zygote's pool (spaced): p50 %.3f ms, p99 %.3f ms; "
+      "close p50 %.2f ms\n",
+      sp[N / 2], sp[N - 2], cl[N / 2]);
   static sbx_worker *many[N];
   usleep(20000);
   double b0 = now_ms();
@@ -629,9 +634,10 @@ static void test_measure(void **state) {
   }
   double burst = now_ms() - b0;
   qsort(sp, N, sizeof *sp, cmp_d);
-  printf("# spawn burst of %d (clone + confine on the critical path after the pool): "
-         "p50 %.2f ms, p99 %.2f ms, %.0f spawns/s\n",
-         N, sp[N / 2], sp[N - 2], N / burst * 1000);
+  printf(
+      "# spawn burst of %d (clone + confine on the critical path after the pool): "
+      "p50 %.2f ms, p99 %.2f ms, %.0f spawns/s\n",
+      N, sp[N / 2], sp[N - 2], N / burst * 1000);
   for (int i = 0; i < N; i++) sbx_worker_close(many[i]);
   sbx_zygote_cfg nons = {.preload = PRELOAD, .preload_len = strlen(PRELOAD), .ns = 0};
   sbx_zygote *z0 = start(&nons);
@@ -689,9 +695,10 @@ static void test_measure(void **state) {
     t0 = now_ms();
     expect(b, NULL, "return #big", NULL);
     double first = now_ms() - t0;
-    printf("# %.1f MiB image: checkpoint %.2f ms, restore %.3f ms (lazy) / %.2f ms (verified), "
-           "first call after restore %.3f ms\n",
-           info.image_len / 1048576.0, ck, rs, rv, first);
+    printf(
+        "# %.1f MiB image: checkpoint %.2f ms, restore %.3f ms (lazy) / %.2f ms (verified), "
+        "first call after restore %.3f ms\n",
+        info.image_len / 1048576.0, ck, rs, rv, first);
     close(fd);
     sbx_worker_close(a);
     sbx_worker_close(b);
