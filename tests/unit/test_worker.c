@@ -403,7 +403,12 @@ static void test_unprivileged(void **state) {
     sbx_zygote *z;
     sbx_worker *w;
     vn_err e;
-    if (sbx_zygote_start(&cfg, &z, &e) || sbx_worker_spawn(z, &w, &e)) {
+    if (sbx_zygote_start(&cfg, &z, &e)) {
+      printf("error: %s", e.msg);
+      fflush(stdout);
+      _exit(strstr(e.msg, "could not be executed") ? 5 : 3); /* 5: binary not reachable */
+    }
+    if (sbx_worker_spawn(z, &w, &e)) {
       printf("error: %s", e.msg);
       fflush(stdout);
       _exit(3);
@@ -424,6 +429,10 @@ static void test_unprivileged(void **state) {
   close(p[0]);
   int st;
   waitpid(pid, &st, 0);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 5) {
+    printf("# nobody cannot execute this test binary here: skipped (%s)\n", out);
+    skip();
+  }
   if (!WIFEXITED(st) || WEXITSTATUS(st)) fail_msg("unprivileged run: status %d: %s", st, out);
   assert_true(n > 0);
   printf("# as nobody: %s\n", out);
