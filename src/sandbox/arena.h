@@ -125,9 +125,9 @@ const sbx_layout *sbx_layout_self(void);
 /* Lowercase hex of a build id into out (2*len+1 bytes). */
 void sbx_build_id_hex(const sbx_build_id *b, char *out, size_t outlen);
 
-/* Write the arena's image to fd (a regular file opened for writing; written
- * with pwrite from offset 0, then truncated to the image's length; not
- * fsync'd: the caller decides durability). Must run between two Lua calls
+/* Write the arena's image to fd (a regular file opened for writing, not
+ * O_APPEND; written with pwrite from offset 0, then truncated to the
+ * image's length; not fsync'd: the caller decides durability). Must run between two Lua calls
  * (no C frame of the state active). Fills *info when not NULL.
  * Errors: "image_io". */
 int sbx_arena_checkpoint(sbx_arena *a, int fd, uint64_t tag, sbx_image_info *info, vn_err *err);

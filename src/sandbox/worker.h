@@ -9,11 +9,10 @@
  *    coroutine libraries, load() for text only, no dofile/loadfile,
  *    collectgarbage("count") only, require() over modules the host gave as
  *    source text, print() collected into the result, os.time() = the
- *    call's timestamp,
- *    math.random reseeded by every call, setmetatable refuses __gc (finalizers
- *    run with hooks off, so they could not be metered). Every call runs
- *    under an instruction budget (gas) that pcall cannot swallow and under
- *    the arena's memory cap. One state per process (the arena address is
+ *    call's timestamp, math.random reseeded by every call, setmetatable
+ *    refuses __gc (finalizers run with hooks off, so they could not be
+ *    metered). Every call runs under an instruction budget (gas) that pcall
+ *    cannot swallow and under the arena's memory cap. One state per process (the arena address is
  *    fixed): the zygote and each worker hold one; tests may hold one.
  *
  * 2. sbx_zygote_* / sbx_worker_*: the node starts one zygote (fork + exec of
@@ -214,8 +213,8 @@ int sbx_worker_spawn(sbx_zygote *z, sbx_worker **out, vn_err *err);
  * "worker_crashed"), or overran the timeout ("worker_timeout", the worker is
  * killed). After -1 the worker is dead: close it and spawn another. */
 int sbx_worker_apply(sbx_worker *w, const sbx_call *c, sbx_result *r, vn_err *err);
-/* Write the worker's image to fd (a regular file, opened read-write; the
- * caller fsyncs). Errors as apply, plus "image_io". */
+/* Write the worker's image to fd (a regular file, opened read-write, not
+ * O_APPEND; the caller fsyncs). Errors as apply, plus "image_io". */
 int sbx_worker_checkpoint(sbx_worker *w, int fd, uint64_t tag, sbx_image_info *info, vn_err *err);
 /* Replace the worker's state by the image in fd (flags: SBX_RESTORE_VERIFY).
  * A refused image ("image_*" codes) leaves the worker as it was. */
