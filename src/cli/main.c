@@ -53,8 +53,20 @@ static int parse_opts(int argc, char **argv, opts *o) {
       return -1;
     }
     const char *a = argv[i];
-    if (a[0] == '-' && a[1] && strcmp(a, "-") != 0) {
-      const char *f = a + (a[1] == '-' ? 2 : 1);
+    /* Options are --name, --name=value and the short -h, -o, -q. Anything
+     * else starting with '-' is positional: ids are base64url, and a
+     * process or message id may well begin with '-'. "--" ends options. */
+    if (strcmp(a, "--") == 0) {
+      for (i++; i < argc && o->n < MAX_OPTS; i++) {
+        o->name[o->n] = NULL;
+        o->val[o->n++] = argv[i];
+      }
+      break;
+    }
+    int is_long = a[0] == '-' && a[1] == '-' && a[2];
+    int is_short = a[0] == '-' && a[1] && !a[2] && strchr("hoq", a[1]);
+    if (is_long || is_short) {
+      const char *f = a + (is_long ? 2 : 1);
       const char *eq = strchr(f, '=');
       if (eq) {
         o->name[o->n] = strndup(f, (size_t)(eq - f));

@@ -81,6 +81,8 @@ out=$("$VMNODE" send 2>&1); rc=$?
 check "send without a process id: usage, exit 2" test $rc -eq 2
 out=$("$VMNODE" result AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA --node http://127.0.0.1:1 2>&1); rc=$?
 check "unreachable node: clear error ($out)" test $rc -ne 0 -a -n "$(grep node_unreachable <<<"$out")"
+out=$("$VMNODE" verify-log -AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA --node http://127.0.0.1:1 2>&1)
+check "an id starting with '-' is an argument, not an option ($out)" grep -q node_unreachable <<<"$out"
 out=$("$VMNODE" item verify "$SHARED"/vectors/ans104/0[12]_*.bin "$SHARED/vectors/ans104/18_invalid_eth_sig_bitflip.bin"); rc=$?
 check "item verify: exit 1 when one of several is invalid" test $rc -eq 1 -a "$(grep -c '^OK' <<<"$out")" = 2
 e2e_finish
