@@ -239,6 +239,17 @@ typedef struct executor {
   int stop;
   store *st;
   pmap procs; /* pid -> exec_proc */
+  /* Results applied but not yet written: written together in one short
+   * transaction, so the executor never holds SQLite's write lock while a
+   * VM runs (the durable writer would wait for it). */
+  struct pending_result {
+    char pid[ITEM_ID_LEN + 1];
+    char msgid[ITEM_ID_LEN + 1];
+    int64_t nonce, ts;
+    char *json;  /* the result */
+    json_t *cache; /* Result.Cache, may be NULL */
+  } *pend;
+  size_t npend, cappend;
 } executor;
 
 struct node {
@@ -1017,6 +1028,64 @@ static vm *exec_spawn_vm(executor *e, const char *pid, vn_err *err) {
   return v;
 }
 
+/* Queue a result (and its Cache entries) for the next exec_flush. */
+static void exec_pend(executor *e, const char *pid, const char *msgid, int64_t nonce, int64_t ts,
+                      json_t *res) {
+  if (e->npend == e->cappend) {
+    e->cappend = e->cappend ? 2 * e->cappend : 64;
+    e->pend = realloc(e->pend, e->cappend * sizeof *e->pend);
+  }
+  struct pending_result *r = &e->pend[e->npend++];
+  snprintf(r->pid, sizeof r->pid, "%s", pid);
+  snprintf(r->msgid, sizeof r->msgid, "%s", msgid);
+  r->nonce = nonce;
+  r->ts = ts;
+  r->json = json_dumps(res, JSON_COMPACT);
+  json_t *cache = json_object_get(res, "Cache");
+  r->cache = json_object_size(cache) ? json_incref(cache) : NULL;
+}
+
+/* Write the queued results in one (non-durable: they can be rebuilt from
+ * the log) transaction and wake whoever waits for results. */
+static void exec_flush(executor *e) {
+  if (!e->npend) return;
+  node *n = e->n;
+  int in_tx = store_begin(e->st, NULL) == 0;
+  size_t written = 0;
+  for (size_t i = 0; i < e->npend; i++) {
+    struct pending_result *r = &e->pend[i];
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->cache, k, v) {
+      char *val = json_is_string(v) ? strdup(json_string_value(v))
+                                    : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      store_cache_put(e->st, r->pid, k, val, NULL);
+      free(val);
+    }
+    vn_err err;
+    vn_err_clear(&err);
+    if (r->json && !store_result_put(e->st, r->pid, r->nonce, r->msgid, r->ts, r->json, &err))
+      written++;
+    else {
+      char qb[600];
+      vn_log(VN_LOG_ERROR, "exec.result_write", "pid=%s nonce=%" PRId64 " msg=%s", r->pid,
+             r->nonce, log_quote(err.msg, qb, sizeof qb));
+    }
+    free(r->json);
+    json_decref(r->cache);
+  }
+  if (in_tx && store_commit(e->st, NULL)) {
+    store_rollback(e->st);
+    written = 0;
+  }
+  e->npend = 0;
+  atomic_fetch_add(&vn_metrics.results, written);
+  pthread_mutex_lock(&n->res_mu);
+  n->res_gen++;
+  pthread_cond_broadcast(&n->res_cv);
+  pthread_mutex_unlock(&n->res_mu);
+}
+
 /* Apply assignment `nonce` of a process (item may be NULL: loaded from the
  * store). Stores the result when mode is VM_APPLY. */
 static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t nonce, item *it,
@@ -1075,22 +1144,10 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     const char *pf = item_tag_get(it, "Pushed-For");
     json_object_set_new(res, "From-Process", json_string(fp ? fp : ""));
     json_object_set_new(res, "Pushed-For", json_string(pf ? pf : ""));
-    json_t *cache = json_object_get(res, "Cache");
-    const char *k;
-    json_t *v;
-    json_object_foreach(cache, k, v) {
-      char *val = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-      store_cache_put(e->st, pid, k, val, NULL);
-      free(val);
-    }
     json_t *er = json_object_get(res, "Error");
     if (er && !json_is_null(er) && !(json_is_string(er) && !*json_string_value(er)))
       atomic_fetch_add(&vn_metrics.result_errors, 1);
-    char *txt = json_dumps(res, JSON_COMPACT);
-    int wr = store_result_put(e->st, pid, nonce, it->id, ts, txt, err);
-    free(txt);
-    if (!wr) atomic_fetch_add(&vn_metrics.results, 1);
-    else rc = -1;
+    exec_pend(e, pid, it->id, nonce, ts, res);
   }
   json_decref(res);
   json_decref(meta);
@@ -1102,6 +1159,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
 /* Bring a process's VM up to (and including) nonce `upto`, replaying what
  * already has results and applying what does not. */
 static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
+  if (ep->applied < upto) exec_flush(e); /* the store must show what was applied */
   if (!ep->v) {
     ep->v = exec_spawn_vm(e, pid, err);
     ep->applied = -1;
@@ -1164,6 +1222,7 @@ static void exec_job(executor *e, job *j) {
     vn_log(VN_LOG_ERROR, "exec.failed", "pid=%s nonce=%" PRId64 " error=%s msg=%s", j->pid,
            j->nonce, err.code, log_quote(err.msg, qb, sizeof qb));
     /* Record a result so that clients waiting on it are answered. */
+    exec_flush(e);
     if (store_result_last_nonce(e->st, j->pid, NULL) < j->nonce && j->it) {
       json_t *res = vm_result_new();
       char buf[600];
@@ -1171,9 +1230,7 @@ static void exec_job(executor *e, job *j) {
       json_object_set_new(res, "Error", json_string(buf));
       json_object_set_new(res, "Nonce", json_integer(j->nonce));
       json_object_set_new(res, "Item-Id", json_string(j->it->id));
-      char *txt = json_dumps(res, JSON_COMPACT);
-      store_result_put(e->st, j->pid, j->nonce, j->it->id, node_now_ms(), txt, NULL);
-      free(txt);
+      exec_pend(e, j->pid, j->it->id, j->nonce, node_now_ms(), res);
       json_decref(res);
     }
   }
@@ -1193,13 +1250,13 @@ static void *exec_main(void *arg) {
     e->head = e->tail = NULL;
     pthread_mutex_unlock(&e->mu);
 
-    /* Results of a run of jobs go in one (non-durable) transaction: they
-     * can all be rebuilt from the log. Dry-runs are answered at once. */
-    int k = 0, in_tx = 0;
+    /* Apply a run of jobs, writing their results every EXEC_BATCH_MAX and
+     * at the end of the run. Dry-runs are answered at once. */
     while (list) {
       job *j = list;
       list = j->next;
       if (j->kind == JOB_DRYRUN) {
+        exec_flush(e);
         exec_job(e, j);
         pthread_mutex_lock(&n->res_mu);
         j->done = 1;
@@ -1207,22 +1264,13 @@ static void *exec_main(void *arg) {
         pthread_mutex_unlock(&n->res_mu);
         continue;
       }
-      if (!in_tx) in_tx = store_begin(e->st, NULL) == 0;
       exec_job(e, j);
       atomic_fetch_sub(&vn_metrics.queue_depth, 1);
       item_free(j->it);
       free(j);
-      if (++k >= EXEC_BATCH_MAX || !list) {
-        if (in_tx && store_commit(e->st, NULL)) store_rollback(e->st);
-        in_tx = 0;
-        k = 0;
-        pthread_mutex_lock(&n->res_mu);
-        n->res_gen++;
-        pthread_cond_broadcast(&n->res_cv);
-        pthread_mutex_unlock(&n->res_mu);
-      }
+      if (e->npend >= EXEC_BATCH_MAX) exec_flush(e);
     }
-    if (in_tx && store_commit(e->st, NULL)) store_rollback(e->st);
+    exec_flush(e);
   }
   return NULL;
 }
@@ -1636,6 +1684,7 @@ void node_close(node *n) {
       j = nx;
     }
     pmap_free(&e->procs, exec_proc_free);
+    free(e->pend);
     if (e->st) store_close(e->st);
   }
   pthread_mutex_lock(&n->ckpt_mu);
