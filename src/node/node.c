@@ -731,8 +731,8 @@ static void seq_batch(node *n, submission *subs) {
   b->nadv = n->ndirty;
   n->ndirty = 0;
   pthread_mutex_lock(&n->w_mu);
-  /* Backpressure: at most two batches decided ahead of the disk. */
-  while (n->w_queued >= 2) pthread_cond_wait(&n->w_idle_cv, &n->w_mu);
+  /* Backpressure: a bounded number of batches decided ahead of the disk. */
+  while (n->w_queued >= 8) pthread_cond_wait(&n->w_idle_cv, &n->w_mu);
   if (n->w_tail) n->w_tail->next = b;
   else n->w_head = b;
   n->w_tail = b;
@@ -784,33 +784,34 @@ static int write_one(node *n, submission *s, vn_err *err) {
   return store_assignment_put(st, &sa, err);
 }
 
-static void write_batch(node *n, wbatch *b) {
+/* Stage B: write every batch queued so far in one durable transaction (a
+ * second level of group commit: when the disk is the bottleneck, batches
+ * queue up and share one fsync), then answer their callers. */
+static void write_batches(node *n, wbatch *first) {
   uint64_t t0 = metrics_now_ns();
   vn_err berr;
   vn_err_clear(&berr);
   pthread_mutex_lock(&n->w_mu);
-  int ok = b->gen == n->w_fail_gen;
+  /* The queue never mixes generations: after a failure the sequencer waits
+   * for it to drain before deciding on the reloaded state. */
+  int ok = first->gen == n->w_fail_gen;
   pthread_mutex_unlock(&n->w_mu);
   if (!ok) vn_errh(&berr, 503, "store_io", "an earlier commit failed; retry");
   if (ok && store_begin(n->seq_st2, &berr)) ok = 0;
-  for (submission *s = b->subs; s && ok; s = s->next)
-    if (s->rc == 0 && write_one(n, s, &berr)) ok = 0;
-  for (size_t i = 0; i < b->nadv && ok; i++)
-    if (store_process_advance(n->seq_st2, b->adv[i].pid, b->adv[i].nonce, b->adv[i].chain, &berr))
-      ok = 0;
+  for (wbatch *b = first; b && ok; b = b->next) {
+    for (submission *s = b->subs; s && ok; s = s->next)
+      if (s->rc == 0 && write_one(n, s, &berr)) ok = 0;
+    for (size_t i = 0; i < b->nadv && ok; i++)
+      if (store_process_advance(n->seq_st2, b->adv[i].pid, b->adv[i].nonce, b->adv[i].chain,
+                                &berr))
+        ok = 0;
+  }
   if (ok && store_commit(n->seq_st2, &berr)) ok = 0;
   if (!ok) {
     store_rollback(n->seq_st2);
     pthread_mutex_lock(&n->w_mu);
-    if (b->gen == n->w_fail_gen) n->w_fail_gen++; /* everything queued behind fails too */
+    if (first->gen == n->w_fail_gen) n->w_fail_gen++; /* everything queued behind fails too */
     pthread_mutex_unlock(&n->w_mu);
-    for (submission *s = b->subs; s; s = s->next) {
-      if (s->rc >= 0) {
-        s->rc = -1;
-        s->err = berr;
-        s->err.http = 503;
-      }
-    }
     char qb[600];
     vn_log(VN_LOG_ERROR, "seq.commit_failed", "error=%s msg=%s", berr.code ? berr.code : "",
            log_quote(berr.msg, qb, sizeof qb));
@@ -818,34 +819,41 @@ static void write_batch(node *n, wbatch *b) {
     atomic_fetch_add(&vn_metrics.commit_batches, 1);
     metrics_observe(&vn_metrics.commit_latency, metrics_now_ns() - t0);
   }
-  /* Hand assigned items to the executors (they take ownership). */
-  for (submission *s = b->subs; s; s = s->next) {
-    free(s->araw);
-    s->araw = NULL;
-    if (s->rc == 0 && s->res->nonce >= 0) {
-      job *j = calloc(1, sizeof *j);
-      j->kind = JOB_APPLY;
-      snprintf(j->pid, sizeof j->pid, "%s", s->res->pid);
-      j->nonce = s->res->nonce;
-      j->ts = s->ts;
-      j->it = s->it;
-      s->it = NULL;
-      atomic_fetch_add(&vn_metrics.assignments, 1);
-      if (s->kind == SUB_PROCESS) {
-        atomic_fetch_add(&vn_metrics.spawns, 1);
-        atomic_fetch_add(&vn_metrics.processes, 1);
+  for (wbatch *b = first; b; b = b->next) {
+    /* Hand assigned items to the executors (they take ownership). */
+    for (submission *s = b->subs; s; s = s->next) {
+      free(s->araw);
+      s->araw = NULL;
+      if (!ok && s->rc >= 0) {
+        s->rc = -1;
+        s->err = berr;
+        s->err.http = 503;
       }
-      exec_enqueue(n, j);
+      if (s->rc == 0 && s->res->nonce >= 0) {
+        job *j = calloc(1, sizeof *j);
+        j->kind = JOB_APPLY;
+        snprintf(j->pid, sizeof j->pid, "%s", s->res->pid);
+        j->nonce = s->res->nonce;
+        j->ts = s->ts;
+        j->it = s->it;
+        s->it = NULL;
+        atomic_fetch_add(&vn_metrics.assignments, 1);
+        if (s->kind == SUB_PROCESS) {
+          atomic_fetch_add(&vn_metrics.spawns, 1);
+          atomic_fetch_add(&vn_metrics.processes, 1);
+        }
+        exec_enqueue(n, j);
+      }
     }
+    pthread_mutex_lock(&n->seq_mu);
+    for (submission *s = b->subs, *nx; s; s = nx) {
+      nx = s->next; /* s may be gone once done is seen */
+      s->done = 1;
+      pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&n->seq_mu);
+    b->subs = NULL;
   }
-  pthread_mutex_lock(&n->seq_mu);
-  for (submission *s = b->subs, *nx; s; s = nx) {
-    nx = s->next; /* s may be gone once done is seen */
-    s->done = 1;
-    pthread_cond_signal(&s->cv);
-  }
-  pthread_mutex_unlock(&n->seq_mu);
-  b->subs = NULL;
 }
 
 static void *writer_main(void *arg) {
@@ -854,18 +862,21 @@ static void *writer_main(void *arg) {
   for (;;) {
     while (!n->w_head && !n->w_stop) pthread_cond_wait(&n->w_cv, &n->w_mu);
     if (!n->w_head) break;
-    wbatch *b = n->w_head;
-    n->w_head = b->next;
-    if (!n->w_head) n->w_tail = NULL;
-    b->next = NULL;
+    wbatch *chain = n->w_head, *last = chain;
+    int k = 1;
+    while (last->next) {
+      last = last->next;
+      k++;
+    }
+    n->w_head = n->w_tail = NULL;
     n->w_busy = 1;
     pthread_mutex_unlock(&n->w_mu);
-    write_batch(n, b);
+    write_batches(n, chain);
     pthread_mutex_lock(&n->w_mu);
     n->w_busy = 0;
-    n->w_queued--;
-    b->next = n->w_done;
-    n->w_done = b;
+    n->w_queued -= k;
+    last->next = n->w_done;
+    n->w_done = chain;
     pthread_cond_broadcast(&n->w_idle_cv);
   }
   pthread_mutex_unlock(&n->w_mu);
