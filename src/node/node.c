@@ -277,6 +277,10 @@ struct node {
   wbatch *w_head, *w_tail, *w_done;
   int w_busy, w_queued, w_stop;
   uint64_t w_fail_gen;
+  /* Test hook (SQLite-style fault injection): when VN_TEST_FAIL_COMMIT_EVERY
+   * is N > 0 in the environment, every Nth group commit is rolled back as if
+   * the disk had failed. Only the e2e fault test sets it. */
+  unsigned fault_every, fault_count;
   seq_proc **dirty; /* processes advanced in the current batch */
   size_t ndirty, capdirty;
 
@@ -805,6 +809,10 @@ static void write_batches(node *n, wbatch *first) {
       if (store_process_advance(n->seq_st2, b->adv[i].pid, b->adv[i].nonce, b->adv[i].chain,
                                 &berr))
         ok = 0;
+  }
+  if (ok && n->fault_every && ++n->fault_count % n->fault_every == 0) {
+    vn_errh(&berr, 503, "store_io", "injected commit failure (VN_TEST_FAIL_COMMIT_EVERY)");
+    ok = 0;
   }
   if (ok && store_commit(n->seq_st2, &berr)) ok = 0;
   if (!ok) {
@@ -1577,6 +1585,8 @@ node *node_open(const config *c, vn_err *err) {
   node *n = calloc(1, sizeof *n);
   n->cfg = c;
   n->data_dir = strdup(c->data_dir);
+  const char *fe = getenv("VN_TEST_FAIL_COMMIT_EVERY");
+  if (fe) n->fault_every = (unsigned)strtoul(fe, NULL, 10);
   pthread_mutex_init(&n->seq_mu, NULL);
   pthread_cond_init(&n->seq_cv, NULL);
   pthread_mutex_init(&n->res_mu, NULL);
