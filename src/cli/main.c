@@ -720,6 +720,28 @@ static int get_and_print(const opts *o, const config *c, const char *path) {
   return rc;
 }
 
+/* The common end of spawn and send: add the user's --tag/--data options to
+ * an item that already has its own tags, check, sign with the user's key
+ * and post it. Returns 0 when the node accepted it (it->id is then the id),
+ * else the exit status, the error already printed. `it` stays the
+ * caller's. */
+static int sign_and_post(const opts *o, const config *c, item *it) {
+  vn_err err;
+  vn_err_clear(&err);
+  item_key *k = user_key(o, &err);
+  if (!k) return die(&err);
+  int bad = add_tag_opts(o, it, &err) || set_data_opts(o, it, &err) ||
+            item_tags_unique(it, &err) || item_sign(it, k, &err);
+  item_key_free(k);
+  if (bad) return die(&err);
+  size_t len;
+  uint8_t *raw = item_encode(it, &len, &err);
+  if (!raw) return die(&err);
+  int rc = post_item(o, c, raw, len, NULL);
+  free(raw);
+  return rc;
+}
+
 static const char *USAGE_SPAWN =
     "usage: vmnode spawn --module ID [--name NAME] [--tag Name=Value]... [--data TEXT |\n"
     "                    --data-file FILE] [--scheduler ADDR] [--prvkey HEX | --keyfile JWK]\n"
@@ -742,28 +764,16 @@ static int cmd_spawn(const opts *o) {
   }
   char *sched = opt(o, "scheduler") ? strdup(opt(o, "scheduler")) : fetch_info_address(o, &c, &err);
   if (!sched) return die(&err);
-  item_key *k = user_key(o, &err);
-  if (!k) return die(&err);
   item *it = item_new();
   random_anchor(it);
   int rc = item_add_tag(it, "Data-Protocol", "hymx", &err) ||
            item_add_tag(it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Process", &err) || item_add_tag(it, "Module", mod, &err) ||
            item_add_tag(it, "Scheduler", sched, &err) ||
-           (has(o, "name") && item_add_tag(it, "Name", opt(o, "name"), &err)) ||
-           add_tag_opts(o, it, &err) || set_data_opts(o, it, &err) ||
-           item_tags_unique(it, &err) || item_sign(it, k, &err);
+           (has(o, "name") && item_add_tag(it, "Name", opt(o, "name"), &err));
   free(sched);
-  item_key_free(k);
-  if (rc) {
-    item_free(it);
-    return die(&err);
-  }
-  size_t len;
-  uint8_t *raw = item_encode(it, &len, &err);
-  rc = post_item(o, &c, raw, len, NULL);
+  rc = rc ? die(&err) : sign_and_post(o, &c, it);
   if (!rc) printf("%s\n", it->id);
-  free(raw);
   item_free(it);
   return rc;
 }
@@ -788,26 +798,14 @@ static int cmd_send(const opts *o) {
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
-  item_key *k = user_key(o, &err);
-  if (!k) return die(&err);
   item *it = item_new();
   random_anchor(it);
   int rc = item_set_target_b64(it, pid, &err) ||
            item_add_tag(it, "Data-Protocol", "hymx", &err) ||
            item_add_tag(it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Message", &err) ||
-           (has(o, "action") && item_add_tag(it, "Action", opt(o, "action"), &err)) ||
-           add_tag_opts(o, it, &err) || set_data_opts(o, it, &err) ||
-           item_tags_unique(it, &err) || item_sign(it, k, &err);
-  item_key_free(k);
-  if (rc) {
-    item_free(it);
-    return die(&err);
-  }
-  size_t len;
-  uint8_t *raw = item_encode(it, &len, &err);
-  rc = post_item(o, &c, raw, len, NULL);
-  free(raw);
+           (has(o, "action") && item_add_tag(it, "Action", opt(o, "action"), &err));
+  rc = rc ? die(&err) : sign_and_post(o, &c, it);
   if (!rc) {
     printf("%s\n", it->id);
     if (has(o, "wait")) {
