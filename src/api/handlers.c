@@ -304,6 +304,17 @@ static void h_dryrun(api *a, const api_route *r, const uint8_t *body, size_t len
 
 /* ---- items and assignments ---- */
 
+/* Answer a store lookup of an item: 500 on error, 404 null when absent,
+ * else the item's JSON form. */
+static void resp_lookup(api_resp *o, int rc, const vn_err *e, const uint8_t *raw, size_t len) {
+  if (rc < 0)
+    api_resp_vn_err(o, e, 500);
+  else if (rc == 0)
+    resp_null(o);
+  else
+    resp_raw_item(o, raw, len);
+}
+
 static void h_message(api *a, const api_route *r, api_resp *o) {
   store *s = store_or_fail(a, o);
   if (!s) return;
@@ -312,12 +323,7 @@ static void h_message(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_item_get(s, r->msgid, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0)
-    api_resp_vn_err(o, &e, 500);
-  else if (rc == 0)
-    resp_null(o);
-  else
-    resp_raw_item(o, raw, len);
+  resp_lookup(o, rc, &e, raw, len);
   free(raw);
 }
 
@@ -335,14 +341,10 @@ static void h_assignment(api *a, const api_route *r, int by_nonce, int want_mess
   size_t len = 0;
   if (rc == 1 && want_message) rc = store_item_get(s, as.message_id, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0)
-    api_resp_vn_err(o, &e, 500);
-  else if (rc == 0)
-    resp_null(o);
-  else if (want_message)
-    resp_raw_item(o, raw, len);
+  if (want_message)
+    resp_lookup(o, rc, &e, raw, len);
   else
-    resp_raw_item(o, as.raw, as.raw_len);
+    resp_lookup(o, rc, &e, as.raw, as.raw_len);
   free(raw);
   store_assignment_clear(&as);
 }
@@ -589,12 +591,7 @@ static void h_module(api *a, const api_route *r, api_resp *o) {
   vn_err e = {0};
   int rc = store_module_get(s, r->msgid, &format, &raw, &len, &e);
   node_store_put(a->n, s);
-  if (rc < 0)
-    api_resp_vn_err(o, &e, 500);
-  else if (rc == 0)
-    resp_null(o);
-  else
-    resp_raw_item(o, raw, len);
+  resp_lookup(o, rc, &e, raw, len);
   free(format);
   free(raw);
 }

@@ -34,6 +34,30 @@ start_node() {
 stop_node() { [ -n "$NODE_PID" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null; NODE_PID=; }
 kill9_node() { [ -n "$NODE_PID" ] && kill -9 "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null; NODE_PID=; }
 
+# logs_verify PIDFILE: `vmnode verify-log` passes for every process listed
+# (prints the failures). For use with check.
+logs_verify() {
+  local pid out rc=0
+  while read -r pid; do
+    out=$("$VMNODE" verify-log "$pid" --node "$NODE" 2>&1) || { echo "    $out"; rc=1; }
+  done <"$1"
+  return $rc
+}
+
+# echo_state_matches PIDFILE: the echo VM counts the messages it applied, so
+# for every process listed its latest result's Output.count must equal the
+# process's nonce + 1 (VM state is a function of the log).
+echo_state_matches() {
+  local pid nonce cnt rc=0
+  while read -r pid; do
+    nonce=$(curl -sf "$NODE/nonce/$pid")
+    cnt=$(curl -sf "$NODE/results/$pid?sort=DESC&limit=1" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["edges"][0]["node"]["Output"]["count"])')
+    [ "$cnt" = "$((nonce + 1))" ] || { echo "    $pid: nonce $nonce, echo count $cnt"; rc=1; }
+  done <"$1"
+  return $rc
+}
+
 e2e_finish() {
   stop_node
   # Under ASan/UBSan the node writes its reports to its log: any is a failure.

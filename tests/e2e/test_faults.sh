@@ -18,18 +18,8 @@ ok=$(awk '$1=="ok"{print $2}' "$E2E_TMP/lg.out"); failed=$(awk '$1=="failed"{pri
 check "acknowledged $ok, refused $failed (both happen)" test "$ok" -gt 0 -a "$failed" -gt 0
 check "the node logged the injected failures" grep -q "injected commit failure" "$D.log"
 
-sum=0
-while read -r pid; do
-  out=$("$VMNODE" verify-log "$pid" --node "$NODE" 2>&1) || { echo "    $out"; sum=$((sum+1)); }
-done <"$E2E_TMP/p3"
-check "every log verifies (gap-free nonces, intact chain)" test $sum -eq 0
-good=1
-while read -r pid; do
-  nonce=$(curl -sf "$NODE/nonce/$pid")
-  cnt=$(curl -sf "$NODE/results/$pid?sort=DESC&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["edges"][0]["node"]["Output"]["count"])')
-  [ "$cnt" = "$((nonce + 1))" ] || { good=0; echo "    $pid nonce $nonce echo count $cnt"; }
-done <"$E2E_TMP/p3"
-check "live VM state matches the log (echo count = nonce + 1)" test $good -eq 1
+check "every log verifies (gap-free nonces, intact chain)" logs_verify "$E2E_TMP/p3"
+check "live VM state matches the log (echo count = nonce + 1)" echo_state_matches "$E2E_TMP/p3"
 stop_node
 python3 - "$D/vmnode.db" "$E2E_TMP/acked" <<'PY' >"$E2E_TMP/dbcheck"
 import sqlite3, sys
@@ -43,11 +33,5 @@ PY
 check "every acknowledged message assigned exactly once" grep -qx 'acked_not_once 0' "$E2E_TMP/dbcheck"
 check "no refused message was assigned (assigned = acknowledged = $ok)" grep -qx "messages_assigned $ok" "$E2E_TMP/dbcheck"
 start_node "$D" "$P" || exit 1
-good=1
-while read -r pid; do
-  nonce=$(curl -sf "$NODE/nonce/$pid")
-  cnt=$(curl -sf "$NODE/results/$pid?sort=DESC&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["edges"][0]["node"]["Output"]["count"])')
-  [ "$cnt" = "$((nonce + 1))" ] || { good=0; echo "    $pid nonce $nonce echo count $cnt"; }
-done <"$E2E_TMP/p3"
-check "VM state rebuilt after restart matches the log" test $good -eq 1
+check "VM state rebuilt after restart matches the log" echo_state_matches "$E2E_TMP/p3"
 e2e_finish

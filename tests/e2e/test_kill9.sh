@@ -45,11 +45,7 @@ check "every acknowledged message assigned exactly once" grep -qx 'missing_or_du
 check "nonces gap-free in every process" grep -qx 'processes_with_gaps 0' "$E2E_TMP/dbcheck"
 check "SQLite integrity_check ok" grep -qx 'integrity ok' "$E2E_TMP/dbcheck"
 
-allok=1
-while read -r pid; do
-  out=$("$VMNODE" verify-log "$pid" --node "$NODE" 2>&1) || { allok=0; echo "    $out"; }
-done <"$E2E_TMP/pids"
-check "every process log verifies after the kills" test $allok -eq 1
+check "every process log verifies after the kills" logs_verify "$E2E_TMP/pids"
 
 missing=0
 while read -r id pid; do
@@ -58,11 +54,5 @@ done < <(shuf -n 300 "$E2E_TMP/acked")
 check "results rebuilt for acknowledged messages (sample of 300, $missing missing)" test "$missing" -eq 0
 
 # Results are a pure function of the log: count of each echo VM equals nonce + 1.
-ok_counts=1
-while read -r pid; do
-  n=$(curl -sf "$NODE/nonce/$pid")
-  last=$(curl -sf "$NODE/results/$pid?sort=DESC&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["edges"][0]["node"]["Output"]["count"])')
-  [ "$last" = "$((n + 1))" ] || { ok_counts=0; echo "    $pid: nonce $n, echo count $last"; }
-done <"$E2E_TMP/pids"
-check "replayed VM state matches the log (echo count = nonce + 1)" test $ok_counts -eq 1
+check "replayed VM state matches the log (echo count = nonce + 1)" echo_state_matches "$E2E_TMP/pids"
 e2e_finish
