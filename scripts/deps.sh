@@ -8,7 +8,9 @@ mode=${1:-build}
 build_pkgs=(build-essential pkg-config libsqlite3-dev libssl-dev libsecp256k1-dev
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libyaml-dev liblua5.4-dev
   libseccomp-dev)
-test_pkgs=(clang libclang-rt-14-dev libcmocka-dev nodejs npm sqlite3 curl python3 lua5.4)
+# crun + busybox-static: the container anchor of `make bench` (bench/crun_anchor.sh).
+test_pkgs=(clang libclang-rt-14-dev libcmocka-dev nodejs npm sqlite3 curl python3 lua5.4
+  crun busybox-static)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")
