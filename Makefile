@@ -9,11 +9,16 @@ CFLAGS ?= -O2 -g
 VN_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing \
           -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
 ALL_CFLAGS = $(VN_CFLAGS) $(CFLAGS)
-LDLIBS += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# liblua is linked statically: Lua seeds its string hash from its own load
+# address, so a shared liblua placed differently (LD_LIBRARY_PATH, a new
+# ld.so.cache) would change `pairs` order on replay (docs/worker.md).
+LDLIBS += $(filter-out -llua5.4,$(shell pkg-config --libs $(PKGS))) \
+          -Wl,-Bstatic -llua5.4 -Wl,-Bdynamic -ldl -lpthread -lm
 FUZZ_SECONDS ?= 30
 
 LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LUA_RUNTIME := $(sort $(wildcard runtime/lua/*.lua))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/lua_runtime.o
 CLI_SRC := src/cli/main.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -23,7 +28,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 all: $(BUILD)/vmnode tools
 
 # Helpers for tests and benches (not installed).
-tools: $(BUILD)/loadgen $(BUILD)/crypto_bound $(BUILD)/store_bench
+tools: $(BUILD)/loadgen $(BUILD)/crypto_bound $(BUILD)/store_bench $(BUILD)/lua_bench
 
 $(BUILD)/%: bench/%.c $(BUILD)/libvmnode.a
 	@mkdir -p $(dir $@)
@@ -31,6 +36,18 @@ $(BUILD)/%: bench/%.c $(BUILD)/libvmnode.a
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The AO library is compiled into the binary (tools/embed.c).
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -Wall -Wextra -o $@ $< $(shell pkg-config --cflags --libs libcrypto)
+
+$(BUILD)/gen/lua_runtime.c: $(LUA_RUNTIME) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed $@ $(LUA_RUNTIME)
+
+$(BUILD)/gen/lua_runtime.o: $(BUILD)/gen/lua_runtime.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libvmnode.a: $(LIB_OBJ)
@@ -62,10 +79,10 @@ asan:
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" unit e2e
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(BUILD)/gen/lua_runtime.c
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Isrc \
-	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(BUILD)/gen/lua_runtime.c $(LDLIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 	@tests/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS)

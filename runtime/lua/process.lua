@@ -396,6 +396,31 @@ function process.handle_json(m, e)
   return json.encode(result, { skip_functions = true })
 end
 
+-- Standard or URL-safe base64 (padding optional) to bytes; nil on bad input.
+local B64 = {}
+do
+  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  for i = 1, 64 do B64[abc:byte(i)] = i - 1 end
+  B64[("-"):byte()] = 62
+  B64[("_"):byte()] = 63
+end
+function process.b64decode(s)
+  local out, acc, bits = {}, 0, 0
+  for i = 1, #s do
+    local c = s:byte(i)
+    if c == 61 then break end -- "="
+    local v = B64[c]
+    if not v then return nil end
+    acc = (acc << 6) | v
+    bits = bits + 6
+    if bits >= 8 then
+      bits = bits - 8
+      out[#out + 1] = string.char((acc >> bits) & 0xff)
+    end
+  end
+  return table.concat(out)
+end
+
 -- process.apply_json(payload) -> resultJSON, for hosts that call an entry
 -- with one string: payload = {"msg": <msg>, "env": <env>}.
 function process.apply_json(payload)
@@ -409,6 +434,12 @@ function process.apply_json(payload)
   end
   local env = v.env
   if type(env) ~= "table" then env = {} end
+  local b64 = v.msg["Data-Base64"]
+  if type(b64) == "string" then
+    -- The host sends data that is not UTF-8 (JSON cannot carry it) as base64.
+    v.msg["Data-Base64"] = nil
+    v.msg.Data = process.b64decode(b64)
+  end
   return json.encode(process.handle(v.msg, env), { skip_functions = true })
 end
 

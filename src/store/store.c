@@ -72,6 +72,14 @@ static const char *const migrations[] = {
     "  acc_id TEXT PRIMARY KEY NOT NULL,"
     "  name TEXT, role TEXT, description TEXT, url TEXT);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
+    /* 1 -> 2: messages and spawns emitted by processes, signed, waiting to
+     * be delivered (rows go when the target node has them). */
+    "CREATE TABLE outbox("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  pid TEXT NOT NULL,"
+    "  nonce INTEGER NOT NULL,"
+    "  raw BLOB NOT NULL);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -117,6 +125,9 @@ enum q {
   Q_META_PUT,
   Q_META_GET,
   Q_INTEGRITY,
+  Q_OUT_PUT,
+  Q_OUT_DEL,
+  Q_OUT_EACH,
   Q_COUNT
 };
 
@@ -190,6 +201,11 @@ static const char *const q_sql[Q_COUNT] = {
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_INTEGRITY] = "PRAGMA integrity_check",
+    [Q_OUT_PUT] =
+        "INSERT INTO outbox(id, pid, nonce, raw) VALUES(?1, ?2, ?3, ?4)"
+        " ON CONFLICT(id) DO NOTHING",
+    [Q_OUT_DEL] = "DELETE FROM outbox WHERE id = ?1",
+    [Q_OUT_EACH] = "SELECT id, pid, nonce, raw FROM outbox ORDER BY seq",
 };
 
 /* How long a statement waits for another connection's lock before failing
@@ -1144,6 +1160,48 @@ int store_meta_get(store *s, const char *key, char **value, vn_err *err) {
   }
   bind_text(st, 1, key);
   return get_text(s, Q_META_GET, st, value, err, "reading meta");
+}
+
+/* ---- outbox ---- */
+
+int store_outbox_put(store *s, const char *id, const char *pid, int64_t nonce, const uint8_t *raw,
+                     size_t len, vn_err *err) {
+  sqlite3_stmt *st = q_get(s, Q_OUT_PUT, err, "storing outbox item");
+  if (!st) return -1;
+  bind_text(st, 1, id);
+  bind_text(st, 2, pid);
+  sqlite3_bind_int64(st, 3, nonce);
+  sqlite3_bind_blob(st, 4, raw ? (const void *)raw : "", (int)len, SQLITE_STATIC);
+  int ret = sqlite3_step(st) == SQLITE_DONE ? 0 : io_err(s, err, "storing outbox item");
+  q_done(s, Q_OUT_PUT, st);
+  return ret;
+}
+
+int store_outbox_del(store *s, const char *id, vn_err *err) {
+  sqlite3_stmt *st = q_get(s, Q_OUT_DEL, err, "removing outbox item");
+  if (!st) return -1;
+  bind_text(st, 1, id);
+  int ret = sqlite3_step(st) == SQLITE_DONE ? 0 : io_err(s, err, "removing outbox item");
+  q_done(s, Q_OUT_DEL, st);
+  return ret;
+}
+
+int store_outbox_each(store *s,
+                      int (*fn)(void *ctx, const char *id, const char *pid, int64_t nonce,
+                                const uint8_t *raw, size_t len),
+                      void *ctx, vn_err *err) {
+  sqlite3_stmt *st = q_get(s, Q_OUT_EACH, err, "reading the outbox");
+  if (!st) return -1;
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
+           (size_t)sqlite3_column_bytes(st, 3)))
+      break;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) ret = io_err(s, err, "reading the outbox");
+  q_done(s, Q_OUT_EACH, st);
+  return ret;
 }
 
 /* ---- integrity ---- */

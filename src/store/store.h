@@ -19,7 +19,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* durable: 1 = synchronous=FULL (fsync at each commit; used by the writer
  * that acknowledges messages), 0 = NORMAL (readers, result writers). */
@@ -120,6 +120,16 @@ int store_checkpoint_put(store *s, const char *pid, int64_t nonce, const char *i
 /* Newest checkpoint at or below max_nonce: 1 found, 0 none, -1 error. */
 int store_checkpoint_latest(store *s, const char *pid, int64_t max_nonce, int64_t *nonce,
                             char **item_id, char **image_hash, vn_err *err);
+
+/* ---- outbox: signed items emitted by processes, not yet delivered ---- */
+int store_outbox_put(store *s, const char *id, const char *pid, int64_t nonce, const uint8_t *raw,
+                     size_t len, vn_err *err); /* an id already there is kept */
+int store_outbox_del(store *s, const char *id, vn_err *err);
+/* In the order they were put; fn's pointers live for the call only. */
+int store_outbox_each(store *s,
+                      int (*fn)(void *ctx, const char *id, const char *pid, int64_t nonce,
+                                const uint8_t *raw, size_t len),
+                      void *ctx, vn_err *err);
 
 /* ---- node registry (self and known peers) ---- */
 typedef struct store_node {

@@ -52,6 +52,7 @@ void vm_each_format(void (*fn)(void *ctx, const char *format, const vm_ops *ops)
 
 void vm_register_builtins(void) {
   vm_register(VM_ECHO_FORMAT, &vm_echo_ops);
+  vm_register(VM_LUA_FORMAT, &vm_lua_ops);
 }
 
 json_t *vm_result_new(void) {

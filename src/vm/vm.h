@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 #include "item/item.h"
@@ -75,6 +77,38 @@ void vm_register_builtins(void);
 /* The built-in test VM: echoes each message back, deterministically. */
 #define VM_ECHO_FORMAT "vmnode.echo.v1"
 extern const vm_ops vm_echo_ops;
+
+/* ---- the Lua backend (lua.c): AO processes in sandboxed Lua workers ---- */
+#define VM_LUA_FORMAT "vmnode.lua.ao.v1"
+#define VM_LUA_MEM_DEFAULT ((uint64_t)256 << 20) /* Memory-Limit when the module has none */
+#define VM_LUA_MEM_MAX ((uint64_t)1 << 30)       /* no module gets more */
+#define VM_LUA_GAS_DEFAULT 100000000ULL          /* Compute-Limit (instructions per message) */
+extern const vm_ops vm_lua_ops;
+
+typedef struct vm_lua_cfg {
+  int lazy;           /* 1 = start the zygote at the first spawn, not in vm_lua_init */
+  int pool;           /* workers forked ahead; 0 = 2 */
+  int timeout_ms;     /* wall clock per message; 0 = 10000 */
+  unsigned ns;        /* SBX_NS_* namespaces to try (0 = none) */
+  int no_seccomp;     /* debugging only */
+  uint64_t mem_cap;   /* default Memory-Limit; 0 = VM_LUA_MEM_DEFAULT */
+  uint64_t mem_cap_max; /* ceiling for any module; 0 = VM_LUA_MEM_MAX */
+  uint64_t gas;       /* default Compute-Limit; 0 = VM_LUA_GAS_DEFAULT */
+} vm_lua_cfg;
+
+/* Configure the backend; start its zygote now unless cfg->lazy. Without a
+ * call, the first spawn starts it with the defaults (all namespaces). The
+ * executable must call sbx_zygote_main() first thing in main(). */
+int vm_lua_init(const vm_lua_cfg *cfg, vn_err *err);
+void vm_lua_shutdown(void); /* close every Lua VM first */
+/* What the sandbox could not apply here ("" = everything), NULL before start. */
+const char *vm_lua_note(void);
+pid_t vm_lua_worker_pid(vm *v); /* the worker behind a Lua VM (tests, benches) */
+const char *vm_lua_runtime_hash(void); /* SHA-256 (hex) of the embedded AO library */
+/* "256-mb", "1-gb", "65536" -> bytes (0 when unreadable). */
+uint64_t vm_lua_parse_size(const char *s);
+/* The built-in module item (Module-Format vmnode.lua.ao.v1), signed by key. */
+item *vm_lua_module_item(const item_key *key, vn_err *err);
 
 /* A fresh Result object with every field present and empty. */
 json_t *vm_result_new(void);
