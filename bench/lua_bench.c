@@ -23,7 +23,10 @@
  * --samples FILE appends every spawn latency (ms, one a line) to FILE.
  *
  * usage: lua_bench [--backend lua|echo] [--spawns N] [--msgs N]
- *                  [--procs N] [--multi-msgs N] [--threads N] [--samples FILE] */
+ *                  [--procs N] [--multi-msgs N] [--threads N] [--samples FILE]
+ *                  [--spawn-gap-ms MS] [--ns MASK]
+ * --ns: the SBX_NS_* namespaces workers get (default 0x1f, all, as the node
+ * runs them; 0 = none, to see what the namespaces cost). */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -75,6 +78,8 @@ typedef struct backend {
   int is_lua;
 } backend;
 
+static unsigned g_ns = SBX_NS_ALL; /* --ns: what the workers get */
+
 static int backend_open(const char *want, backend *b, vn_err *err) {
   memset(b, 0, sizeof *b);
   if (!strcmp(want, "echo")) {
@@ -86,7 +91,7 @@ static int backend_open(const char *want, backend *b, vn_err *err) {
     /* As the node runs it: every namespace, seccomp, the default pool. */
     vm_lua_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.ns = SBX_NS_ALL;
+    cfg.ns = g_ns;
     if (vm_lua_init(&cfg, err)) return -1;
     *b = (backend){"lua", VM_LUA_FORMAT, &vm_lua_ops, 1};
     return 0;
@@ -285,8 +290,16 @@ static void proc_ready(proc *p) {
 
 /* -------------------------------------------------------- measurements */
 
-static void bench_spawn(int n, const char *samples_path) {
+static long minflt(pid_t pid);
+
+/* gap_ms > 0: sleep between spawns (outside the clock), so the pool's
+ * refill and the previous worker's exit are not on the same 2 cores. */
+static void bench_spawn(int n, const char *samples_path, int gap_ms) {
   double *lat = calloc(n, sizeof *lat);
+  /* The three steps apart: the instance, nonce 0 (boot), the Eval. */
+  double *step[3] = {calloc(n, sizeof(double)), calloc(n, sizeof(double)),
+                     calloc(n, sizeof(double))};
+  double *faults = calloc(n, sizeof *faults);
   proc p;
   for (int i = 0; i < n; i++) {
     memset(&p, 0, sizeof p);
@@ -294,19 +307,28 @@ static void bench_spawn(int n, const char *samples_path) {
     item *ev = make_message(p.spawn->id, "Eval", "1 + 1");
     double t0 = now_ms();
     proc_spawn(&p);
+    double ta = now_ms();
     proc_apply(&p, NULL, 0);
+    double tb = now_ms();
     json_t *r = proc_apply(&p, ev, 1);
     double t1 = now_ms();
     lat[i] = t1 - t0;
+    step[0][i] = ta - t0;
+    step[1][i] = tb - ta;
+    step[2][i] = t1 - tb;
     check_ok(r, "eval 1 + 1");
     if (g_b->is_lua && strcmp(out_data(r), "2") != 0) {
       fprintf(stderr, "lua_bench: eval 1 + 1 gave Output %s\n", out_data(r));
       exit(1);
     }
     json_decref(r);
+    /* The worker's page faults from its fork to its first result (in this
+     * VM a fault costs tens of microseconds). */
+    faults[i] = (double)minflt(backend_pid(g_b, p.v));
     proc_close(&p);
     item_free(ev);
     item_free(p.spawn);
+    if (gap_ms > 0) usleep((useconds_t)gap_ms * 1000);
   }
   if (samples_path) {
     FILE *f = fopen(samples_path, "a");
@@ -319,6 +341,15 @@ static void bench_spawn(int n, const char *samples_path) {
   printf("lua.spawn_n %d\n", n);
   printf("lua.spawn_p50_ms %.3f\n", pct(lat, n, 50));
   printf("lua.spawn_p99_ms %.3f\n", pct(lat, n, 99));
+  static const char *const names[3] = {"vm", "nonce0", "eval"};
+  for (int k = 0; k < 3; k++) {
+    qsort(step[k], n, sizeof(double), cmp_double);
+    printf("lua.spawn_%s_p50_ms %.3f\n", names[k], pct(step[k], n, 50));
+    free(step[k]);
+  }
+  qsort(faults, n, sizeof *faults, cmp_double);
+  if (faults[0] >= 0) printf("lua.spawn_worker_faults_p50 %.0f\n", pct(faults, n, 50));
+  free(faults);
   free(lat);
 }
 
@@ -361,6 +392,22 @@ static void bench_one(int n) {
   free(lat);
   proc_close(&p);
   item_free(p.spawn);
+}
+
+/* Minor page faults of a process so far (/proc/<pid>/stat field 10), -1 if
+ * unreadable. */
+static long minflt(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* comm may hold spaces */
+  long v = -1;
+  if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %ld", &v) != 1) v = -1;
+  return v;
 }
 
 /* smaps_rollup of one pid: Rss, Pss and private (clean + dirty), in kB. */
@@ -490,7 +537,8 @@ static void bench_image(void) {
 
 static const char USAGE[] =
     "usage: lua_bench [--backend lua|echo] [--spawns N] [--msgs N] [--procs N]\n"
-    "                 [--multi-msgs N] [--threads N] [--samples FILE]\n";
+    "                 [--multi-msgs N] [--threads N] [--samples FILE] [--spawn-gap-ms MS]\n"
+    "                 [--ns MASK]\n";
 
 int main(int argc, char **argv) {
   sbx_zygote_main(argc, argv, NULL); /* returns at once unless we are the zygote */
@@ -499,7 +547,7 @@ int main(int argc, char **argv) {
 #else
   const char *want = "echo";
 #endif
-  int spawns = 200, msgs = 5000, procs = 100, multi = 10000, threads = 2;
+  int spawns = 200, msgs = 5000, procs = 100, multi = 10000, threads = 2, gap = 0;
   const char *samples = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -514,6 +562,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--multi-msgs")) multi = atoi(v);
     else if (!strcmp(a, "--threads")) threads = atoi(v);
     else if (!strcmp(a, "--samples")) samples = v;
+    else if (!strcmp(a, "--spawn-gap-ms")) gap = atoi(v);
+    else if (!strcmp(a, "--ns")) g_ns = (unsigned)strtoul(v, NULL, 0);
     else {
       fputs(USAGE, stderr);
       return 2;
@@ -543,7 +593,7 @@ int main(int argc, char **argv) {
 #endif
 
   bench_image();
-  bench_spawn(spawns, samples);
+  bench_spawn(spawns, samples, gap);
   bench_one(msgs);
   bench_many(procs, multi, threads);
 

@@ -78,6 +78,9 @@ lua_section() {
   echo "quoted   AO (ao-loader, real aos module; quoted from the issue, not measured here): ${AO_MSGS_PER_S} msg/s per process (~5.9 ms/message), spawn ~${AO_SPAWN_MS} ms, ${AO_IMAGE_MIB} MiB image per process"
 
   printf "spawn->first result  p50 %6.2f ms  p99 %6.2f ms (%d spawns: spawn + nonce 0 + Eval 1 + 1)\n" "$sp50" "$sp99" "$ns"
+  printf "         steps (p50, median of rounds): worker %.2f ms, nonce 0 %.2f ms, Eval %.2f ms; %s page faults per new worker\n" \
+    "$(rmed lua lua.spawn_vm_p50_ms)" "$(rmed lua lua.spawn_nonce0_p50_ms)" "$(rmed lua lua.spawn_eval_p50_ms)" \
+    "$(rmed lua lua.spawn_worker_faults_p50)"
   [ "$crun_ok" = 1 ] &&
     printf "         %5.1fx faster than crun run, same rounds (goal >= 10x: %s)\n" "$ratio" "$(goal "$ratio" 10)"
   local ao_sp; ao_sp=$(calc "%.1f" "$AO_SPAWN_MS / $sp50")
