@@ -21,6 +21,8 @@
 #include "config/config.h"
 #include "item/item.h"
 #include "node/node.h"
+#include "sandbox/worker.h"
+#include "vm/vm.h"
 
 #ifndef VMNODE_VERSION
 #define VMNODE_VERSION "0.1.0"
@@ -39,7 +41,7 @@ typedef struct opts {
 /* Flags that take no value. */
 static int is_bool_flag(const char *f) {
   static const char *const B[] = {"help", "h", "json", "wait", "post", "quiet", "q", "version",
-                                  "force", NULL};
+                                  "force", "on-boot", NULL};
   for (int i = 0; B[i]; i++)
     if (strcmp(B[i], f) == 0) return 1;
   return 0;
@@ -375,6 +377,16 @@ static int cmd_serve(const opts *o) {
   vn_err err;
   vn_err_clear(&err);
   if (log_init(c.log_format, c.log_level, stderr, &err)) return die(&err);
+  /* The Lua runtime's zygote is started before any thread: every Lua
+   * process is a fork of it (docs/worker.md). A failure is reported and Lua
+   * spawns then fail with that reason; the rest of the node works. */
+  vm_lua_cfg lc = {.ns = SBX_NS_ALL};
+  if (vm_lua_init(&lc, &err)) {
+    char qb[600];
+    log_error("lua.unavailable", "error=%s msg=%s", err.code ? err.code : "",
+              log_quote(err.msg, qb, sizeof qb));
+    vn_err_clear(&err);
+  }
   node *n = node_open(&c, &err);
   if (!n) return die(&err);
   api *a = api_start(n, &c, &err);
@@ -394,6 +406,7 @@ static int cmd_serve(const opts *o) {
   log_info("serve.stop", NULL);
   api_stop(a);
   node_close(n);
+  vm_lua_shutdown();
   return 0;
 }
 
@@ -683,7 +696,14 @@ static int cmd_module(const opts *o) {
 
 /* ------------------------------------------------- spawn / send / query */
 
+/* GET /info: the node's address (returned) and, when defmod is not NULL,
+ * its Default-Module (malloc'd, NULL when the node has none). */
+static char *fetch_info(const opts *o, const config *c, char **defmod, vn_err *err);
 static char *fetch_info_address(const opts *o, const config *c, vn_err *err) {
+  return fetch_info(o, c, NULL, err);
+}
+
+static char *fetch_info(const opts *o, const config *c, char **defmod, vn_err *err) {
   httpc_resp r;
   long st = http("GET", node_url(o, c), "/info", NULL, NULL, 0, &r, err);
   if (st != 200) {
@@ -696,6 +716,10 @@ static char *fetch_info_address(const opts *o, const config *c, vn_err *err) {
   httpc_resp_free(&r);
   const char *a = json_string_value(json_object_get(json_object_get(j, "Node"), "Acc-Id"));
   char *res = a ? strdup(a) : NULL;
+  if (defmod) {
+    const char *m = json_string_value(json_object_get(j, "Default-Module"));
+    *defmod = m && *m ? strdup(m) : NULL;
+  }
   json_decref(j);
   if (!res) vn_errf(err, "node_error", "GET /info has no Node.Acc-Id");
   return res;
@@ -743,35 +767,50 @@ static int sign_and_post(const opts *o, const config *c, item *it) {
 }
 
 static const char *USAGE_SPAWN =
-    "usage: vmnode spawn --module ID [--name NAME] [--tag Name=Value]... [--data TEXT |\n"
-    "                    --data-file FILE] [--scheduler ADDR] [--prvkey HEX | --keyfile JWK]\n"
+    "usage: vmnode spawn [--module ID] [--name NAME] [--tag Name=Value]... [--data TEXT |\n"
+    "                    --data-file FILE] [--on-boot] [--scheduler ADDR]\n"
+    "                    [--prvkey HEX | --keyfile JWK]\n"
     "Sign a Type=Process item and send it to the node; prints the process id.\n"
-    "The scheduler defaults to the node's own address (GET /info).\n";
+    "The module defaults to the node's built-in Lua module (Default-Module in\n"
+    "GET /info), the scheduler to the node's own address. --on-boot adds\n"
+    "On-Boot=Data: the process evaluates its data as Lua when it starts.\n";
 
 static int cmd_spawn(const opts *o) {
   if (has(o, "help") || has(o, "h")) return fputs(USAGE_SPAWN, stdout), 0;
   static const char *const known[] = {"module", "name", "tag", "data", "data-file", "scheduler",
-                                      "prvkey", "keyfile", NULL};
+                                      "on-boot", "prvkey", "keyfile", NULL};
   if (check_opts(o, "spawn", known)) return 2;
   static config c; /* static: freed at exit by free_cfg */
   if (load_config(o, &c, 0)) return 1;
   vn_err err;
   vn_err_clear(&err);
-  const char *mod = opt(o, "module");
+  char *defmod = NULL;
+  char *sched = NULL;
+  if (!opt(o, "scheduler") || !opt(o, "module")) {
+    sched = fetch_info(o, &c, &defmod, &err);
+    if (!sched) return die(&err);
+  }
+  if (opt(o, "scheduler")) {
+    free(sched);
+    sched = strdup(opt(o, "scheduler"));
+  }
+  const char *mod = opt(o, "module") ? opt(o, "module") : defmod;
   if (!mod) {
-    fprintf(stderr, "vmnode spawn: --module ID is required (see vmnode module ls)\n");
+    free(sched);
+    fprintf(stderr, "vmnode spawn: the node has no Default-Module: give --module ID "
+                    "(see vmnode module ls)\n");
     return 2;
   }
-  char *sched = opt(o, "scheduler") ? strdup(opt(o, "scheduler")) : fetch_info_address(o, &c, &err);
-  if (!sched) return die(&err);
   item *it = item_new();
   random_anchor(it);
   int rc = item_add_tag(it, "Data-Protocol", "hymx", &err) ||
            item_add_tag(it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Process", &err) || item_add_tag(it, "Module", mod, &err) ||
            item_add_tag(it, "Scheduler", sched, &err) ||
-           (has(o, "name") && item_add_tag(it, "Name", opt(o, "name"), &err));
+           (has(o, "name") && item_add_tag(it, "Name", opt(o, "name"), &err)) ||
+           (has(o, "on-boot") && item_add_tag(it, "On-Boot", "Data", &err));
   free(sched);
+  free(defmod);
   rc = rc ? die(&err) : sign_and_post(o, &c, it);
   if (!rc) printf("%s\n", it->id);
   item_free(it);
@@ -1039,6 +1078,8 @@ static const char *USAGE =
     "                ~/.config/vmnode/wallet.key, created on first use)\n";
 
 int main(int argc, char **argv) {
+  /* Started as the Lua runtime's zygote: run it and never come back. */
+  sbx_zygote_main(argc, argv, NULL);
   if (argc < 2) {
     fputs(USAGE, stderr);
     return 2;

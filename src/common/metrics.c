@@ -77,6 +77,10 @@ void metrics_render(FILE *f) {
   counter(f, "vmnode_results_total", "Results stored.", m->results);
   counter(f, "vmnode_result_errors_total", "Results with Error set.", m->result_errors);
   counter(f, "vmnode_vm_failures_total", "VM backend failures.", m->vm_failures);
+  counter(f, "vmnode_outbox_delivered_total", "Items emitted by processes and delivered.",
+          m->outbox_delivered);
+  counter(f, "vmnode_outbox_dropped_total", "Items emitted by processes that could not be delivered.",
+          m->outbox_dropped);
   counter(f, "vmnode_commit_batches_total", "Durable group commits of assignments.",
           m->commit_batches);
   fprintf(f, "# HELP vmnode_commit_seconds Duration of one durable group commit.\n"

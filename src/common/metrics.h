@@ -34,6 +34,8 @@ typedef struct vn_metrics_t {
   _Atomic uint64_t results;          /* results stored */
   _Atomic uint64_t result_errors;    /* results with Error set */
   _Atomic uint64_t vm_failures;      /* VM backend failures */
+  _Atomic uint64_t outbox_delivered; /* items emitted by processes and delivered */
+  _Atomic uint64_t outbox_dropped;   /* emitted items that could not be delivered */
   _Atomic uint64_t commit_batches;   /* durable group commits */
   metrics_hist commit_latency;       /* one durable commit */
   metrics_hist assign_latency;       /* submit → acknowledged */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/enc.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "node/internal.h"
@@ -227,7 +228,28 @@ typedef struct job {
 typedef struct exec_proc {
   vm *v;
   int64_t applied; /* last nonce applied to v, -1 before the spawn */
+  int64_t out_seq; /* Sequence of the last item the process emitted (-1: none) */
 } exec_proc;
+
+/* A signed item a process emitted, on its way to its target. */
+typedef struct outbox_item {
+  char id[ITEM_ID_LEN + 1];
+  char pid[ITEM_ID_LEN + 1]; /* the sender */
+  int64_t nonce;             /* of the message whose result emitted it */
+  uint8_t *raw;
+  size_t len;
+  int tries;
+  struct outbox_item *next;
+} outbox_item;
+
+static void outbox_free(outbox_item *o) {
+  while (o) {
+    outbox_item *nx = o->next;
+    free(o->raw);
+    free(o);
+    o = nx;
+  }
+}
 
 typedef struct executor {
   node *n;
@@ -248,6 +270,7 @@ typedef struct executor {
     int64_t nonce, ts;
     char *json;  /* the result */
     json_t *cache; /* Result.Cache, may be NULL */
+    outbox_item *out; /* what it emitted, signed */
   } *pend;
   size_t npend, cappend;
 } executor;
@@ -291,6 +314,14 @@ struct node {
   int ckpt_stop;
 
   executor exec[NEXEC];
+
+  /* outbox delivery (one thread, so a sender's items keep their order) */
+  pthread_t out_th;
+  pthread_mutex_t out_mu;
+  pthread_cond_t out_cv;
+  outbox_item *out_head, *out_tail;
+  int out_stop;
+  char default_module[ITEM_ID_LEN + 1];
 
   /* results: bumped after each executor commit */
   pthread_mutex_t res_mu;
@@ -704,6 +735,7 @@ static void seq_reset(node *n) {
   n->a_gen = n->w_fail_gen;
   pthread_mutex_unlock(&n->w_mu);
   seq_reap(n);
+  outbox_free(n->out_head);
   pmap_free(&n->seq_procs, free);
   pmap_free(&n->pend_msgs, NULL);
   pmap_free(&n->pend_mods, free);
@@ -944,44 +976,72 @@ bad:
   return NULL;
 }
 
-int node_submit(node *n, const uint8_t *raw, size_t len, node_submit_res *res, vn_err *err) {
+/* Submit k items in this order (the sequencer takes them in queue order,
+ * so a sender's Sequence numbers stay increasing) and wait for all. rcs[i]
+ * as node_submit's return value, errs[i] its error. */
+static void submit_many(node *n, size_t k, const uint8_t *const *raws, const size_t *lens,
+                        node_submit_res *res, vn_err *errs, int *rcs) {
   uint64_t t0 = metrics_now_ns();
-  memset(res, 0, sizeof *res);
-  res->nonce = -1;
-  submission s;
-  memset(&s, 0, sizeof s);
-  s.it = precheck(n, raw, len, s.owner, err);
-  if (!s.it) {
-    atomic_fetch_add(&vn_metrics.items_rejected, 1);
-    return -1;
+  submission *subs = calloc(k, sizeof *subs);
+  size_t queued = 0;
+  for (size_t i = 0; i < k; i++) {
+    submission *s = &subs[i];
+    memset(&res[i], 0, sizeof res[i]);
+    res[i].nonce = -1;
+    vn_err_clear(&errs[i]);
+    s->it = precheck(n, raws[i], lens[i], s->owner, &errs[i]);
+    rcs[i] = -1;
+    if (!s->it) {
+      atomic_fetch_add(&vn_metrics.items_rejected, 1);
+      continue;
+    }
+    s->raw = raws[i];
+    s->len = lens[i];
+    s->res = &res[i];
+    pthread_cond_init(&s->cv, NULL);
+    queued++;
   }
-  s.raw = raw;
-  s.len = len;
-  s.res = res;
-  pthread_cond_init(&s.cv, NULL);
   pthread_mutex_lock(&n->seq_mu);
-  if (n->stopping) {
-    pthread_mutex_unlock(&n->seq_mu);
-    item_free(s.it);
-    pthread_cond_destroy(&s.cv);
-    return vn_errh(err, 503, "shutting_down", "the node is shutting down");
+  int stopping = n->stopping;
+  for (size_t i = 0; i < k && !stopping; i++) {
+    submission *s = &subs[i];
+    if (!s->res) continue;
+    if (n->q_tail) n->q_tail->next = s;
+    else n->q_head = s;
+    n->q_tail = s;
   }
-  if (n->q_tail) n->q_tail->next = &s;
-  else n->q_head = &s;
-  n->q_tail = &s;
-  pthread_cond_signal(&n->seq_cv);
-  while (!s.done) pthread_cond_wait(&s.cv, &n->seq_mu);
+  if (!stopping && queued) pthread_cond_signal(&n->seq_cv);
+  for (size_t i = 0; i < k && !stopping; i++)
+    while (subs[i].res && !subs[i].done) pthread_cond_wait(&subs[i].cv, &n->seq_mu);
   pthread_mutex_unlock(&n->seq_mu);
-  pthread_cond_destroy(&s.cv);
-  item_free(s.it); /* NULL when an executor took it */
-  if (s.rc < 0) {
-    if (err) *err = s.err;
-    atomic_fetch_add(&vn_metrics.items_rejected, 1);
-    return -1;
+  for (size_t i = 0; i < k; i++) {
+    submission *s = &subs[i];
+    if (!s->res) continue; /* refused by precheck */
+    pthread_cond_destroy(&s->cv);
+    if (stopping) {
+      item_free(s->it);
+      vn_errh(&errs[i], 503, "shutting_down", "the node is shutting down");
+      continue;
+    }
+    item_free(s->it); /* NULL when an executor took it */
+    if (s->rc < 0) {
+      errs[i] = s->err;
+      atomic_fetch_add(&vn_metrics.items_rejected, 1);
+      continue;
+    }
+    rcs[i] = s->rc;
+    atomic_fetch_add(&vn_metrics.items_received, 1);
+    metrics_observe(&vn_metrics.assign_latency, metrics_now_ns() - t0);
   }
-  atomic_fetch_add(&vn_metrics.items_received, 1);
-  metrics_observe(&vn_metrics.assign_latency, metrics_now_ns() - t0);
-  return s.rc;
+  free(subs);
+}
+
+int node_submit(node *n, const uint8_t *raw, size_t len, node_submit_res *res, vn_err *err) {
+  vn_err e;
+  int rc;
+  submit_many(n, 1, &raw, &len, res, &e, &rc);
+  if (rc < 0 && err) *err = e;
+  return rc;
 }
 
 /* ---------------------------------------------------------- executors */
@@ -1049,7 +1109,7 @@ static vm *exec_spawn_vm(executor *e, const char *pid, vn_err *err) {
 
 /* Queue a result (and its Cache entries) for the next exec_flush. */
 static void exec_pend(executor *e, const char *pid, const char *msgid, int64_t nonce, int64_t ts,
-                      json_t *res) {
+                      json_t *res, outbox_item *out) {
   if (e->npend == e->cappend) {
     e->cappend = e->cappend ? 2 * e->cappend : 64;
     e->pend = realloc(e->pend, e->cappend * sizeof *e->pend);
@@ -1062,6 +1122,7 @@ static void exec_pend(executor *e, const char *pid, const char *msgid, int64_t n
   r->json = json_dumps(res, JSON_COMPACT);
   json_t *cache = json_object_get(res, "Cache");
   r->cache = json_object_size(cache) ? json_incref(cache) : NULL;
+  r->out = out;
 }
 
 /* Write the queued results in one (non-durable: they can be rebuilt from
@@ -1083,6 +1144,8 @@ static void exec_flush(executor *e) {
     }
     vn_err err;
     vn_err_clear(&err);
+    for (outbox_item *o = r->out; o; o = o->next)
+      store_outbox_put(e->st, o->id, o->pid, o->nonce, o->raw, o->len, NULL);
     if (r->json && !store_result_put(e->st, r->pid, r->nonce, r->msgid, r->ts, r->json, &err))
       written++;
     else {
@@ -1093,9 +1156,35 @@ static void exec_flush(executor *e) {
     free(r->json);
     json_decref(r->cache);
   }
+  int committed = 1;
   if (in_tx && store_commit(e->st, NULL)) {
     store_rollback(e->st);
     written = 0;
+    committed = 0;
+  }
+  /* Hand what the processes emitted to the delivery thread (in order). */
+  outbox_item *oh = NULL, *ot = NULL;
+  for (size_t i = 0; i < e->npend; i++) {
+    outbox_item *o = e->pend[i].out;
+    e->pend[i].out = NULL;
+    if (!committed) {
+      outbox_free(o);
+      continue;
+    }
+    for (; o; o = o->next) {
+      if (ot) ot->next = o;
+      else oh = o;
+      ot = o;
+      if (!o->next) break;
+    }
+  }
+  if (oh) {
+    pthread_mutex_lock(&n->out_mu);
+    if (n->out_tail) n->out_tail->next = oh;
+    else n->out_head = oh;
+    n->out_tail = ot;
+    pthread_cond_signal(&n->out_cv);
+    pthread_mutex_unlock(&n->out_mu);
   }
   e->npend = 0;
   atomic_fetch_add(&vn_metrics.results, written);
@@ -1103,6 +1192,157 @@ static void exec_flush(executor *e) {
   n->res_gen++;
   pthread_cond_broadcast(&n->res_cv);
   pthread_mutex_unlock(&n->res_mu);
+}
+
+/* ---------------------------------------------------------- the outbox */
+
+/* Add `tags` (a Result's [{name, value}]) after what o already has; the
+ * first tag of a name wins (hymx outbox rule). */
+static int outbox_add_tags(item *o, json_t *tags, vn_err *err) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(tags, i, t) {
+    const char *name = json_string_value(json_object_get(t, "name"));
+    json_t *jv = json_object_get(t, "value");
+    const char *value = json_string_value(jv);
+    char num[64];
+    if (!value && json_is_integer(jv)) {
+      snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(jv));
+      value = num;
+    }
+    if (!name || !*name || !value || item_tag_find(o, name)) continue;
+    if (item_add_tag(o, name, value, err)) return -1;
+  }
+  return 0;
+}
+
+static outbox_item *outbox_seal(node *n, item *o, const char *pid, int64_t nonce, vn_err *err) {
+  outbox_item *ob = NULL;
+  if (item_tags_unique(o, err) || item_sign(o, n->key, err)) return NULL;
+  size_t len = 0;
+  uint8_t *raw = item_encode(o, &len, err);
+  if (!raw) return NULL;
+  ob = calloc(1, sizeof *ob);
+  snprintf(ob->id, sizeof ob->id, "%s", o->id);
+  snprintf(ob->pid, sizeof ob->pid, "%s", pid);
+  ob->nonce = nonce;
+  ob->raw = raw;
+  ob->len = len;
+  return ob;
+}
+
+static void outbox_fail(const char *pid, int64_t nonce, const char *what, const vn_err *err) {
+  char qb[600];
+  /* A reply to a wallet (an Ethereum address) is not an error of ours. */
+  int wallet = err->code && !strcmp(err->code, "bad_target");
+  atomic_fetch_add(&vn_metrics.outbox_dropped, 1);
+  vn_log(wallet ? VN_LOG_DEBUG : VN_LOG_WARN, "outbox.dropped", "pid=%s nonce=%" PRId64 " what=%s error=%s msg=%s", pid,
+         nonce, what, err->code ? err->code : "", log_quote(err->msg, qb, sizeof qb));
+}
+
+/* Turn a Result's Messages and Spawns into items signed by the node (hymx
+ * outbox rules: From-Process, Sequence, Pushed-For first, then the entry's
+ * own tags); a spawn is followed by the Spawned message to its parent.
+ * Sequence numbers come from ep->out_seq, so replaying the same results
+ * numbers them the same way. Each entry gets its "Sequence" and item "Id"
+ * in the result. Returns the list in delivery order. */
+static outbox_item *exec_outbox(executor *e, const char *pid, exec_proc *ep, const item *in,
+                                int64_t nonce, json_t *res) {
+  node *n = e->n;
+  const char *pf = item_tag_get(in, "Pushed-For");
+  if (!pf || !*pf) pf = in->id;
+  outbox_item *head = NULL, **tail = &head;
+  size_t i;
+  json_t *m;
+  char seqs[32];
+  json_array_foreach(json_object_get(res, "Messages"), i, m) {
+    int64_t seq = ++ep->out_seq;
+    json_object_set_new(m, "Sequence", json_integer(seq));
+    vn_err err;
+    vn_err_clear(&err);
+    const char *target = json_string_value(json_object_get(m, "Target"));
+    const char *anchor = json_string_value(json_object_get(m, "Anchor"));
+    json_t *jd = json_object_get(m, "Data");
+    char *dfree = NULL;
+    const char *data = json_string_value(jd);
+    if (!data && jd && !json_is_null(jd)) data = dfree = json_dumps(jd, JSON_COMPACT | JSON_ENCODE_ANY);
+    item *o = item_new();
+    snprintf(seqs, sizeof seqs, "%" PRId64, seq);
+    int bad = !target ? vn_errf(&err, "target_missing", "a message without a Target")
+                      : item_set_target_b64(o, target, &err);
+    if (!bad && anchor && strlen(anchor) == 32) item_set_anchor(o, (const uint8_t *)anchor);
+    if (!bad)
+      bad = item_add_tag(o, "From-Process", pid, &err) || item_add_tag(o, "Sequence", seqs, &err) ||
+            item_add_tag(o, "Pushed-For", pf, &err) ||
+            outbox_add_tags(o, json_object_get(m, "Tags"), &err);
+    if (!bad && !item_tag_find(o, "Type")) bad = item_add_tag(o, "Type", "Message", &err);
+    if (!bad && data) item_set_data(o, (const uint8_t *)data, strlen(data));
+    outbox_item *ob = bad ? NULL : outbox_seal(n, o, pid, nonce, &err);
+    if (ob) {
+      json_object_set_new(m, "Id", json_string(ob->id));
+      *tail = ob;
+      tail = &ob->next;
+    } else {
+      outbox_fail(pid, nonce, "message", &err);
+    }
+    item_free(o);
+    free(dfree);
+  }
+  json_array_foreach(json_object_get(res, "Spawns"), i, m) {
+    int64_t seq = ++ep->out_seq, seq2 = ++ep->out_seq;
+    json_object_set_new(m, "Sequence", json_integer(seq));
+    vn_err err;
+    vn_err_clear(&err);
+    const char *anchor = json_string_value(json_object_get(m, "Anchor"));
+    const char *data = json_string_value(json_object_get(m, "Data"));
+    item *o = item_new();
+    snprintf(seqs, sizeof seqs, "%" PRId64, seq);
+    if (anchor && strlen(anchor) == 32) item_set_anchor(o, (const uint8_t *)anchor);
+    int bad = item_add_tag(o, "From-Process", pid, &err) ||
+              item_add_tag(o, "Sequence", seqs, &err) || item_add_tag(o, "Pushed-For", pf, &err) ||
+              outbox_add_tags(o, json_object_get(m, "Tags"), &err);
+    if (!bad && !item_tag_find(o, "Type")) bad = item_add_tag(o, "Type", "Process", &err);
+    if (!bad && !item_tag_find(o, "Scheduler")) bad = item_add_tag(o, "Scheduler", n->address, &err);
+    if (!bad && data) item_set_data(o, (const uint8_t *)data, strlen(data));
+    outbox_item *ob = bad ? NULL : outbox_seal(n, o, pid, nonce, &err);
+    if (!ob) {
+      outbox_fail(pid, nonce, "spawn", &err);
+      item_free(o);
+      continue;
+    }
+    json_object_set_new(m, "Id", json_string(ob->id));
+    *tail = ob;
+    tail = &ob->next;
+    /* The parent hears about it (its Spawn(...).receive() waits for this). */
+    const char *ref = item_tag_get(o, "Reference");
+    item *r = item_new();
+    snprintf(seqs, sizeof seqs, "%" PRId64, seq2);
+    vn_err_clear(&err);
+    bad = item_set_target_b64(r, pid, &err) || item_add_tag(r, "Data-Protocol", "ao", &err) ||
+          item_add_tag(r, "Variant", "ao.TN.1", &err) || item_add_tag(r, "Type", "Message", &err) ||
+          item_add_tag(r, "Action", "Spawned", &err) ||
+          item_add_tag(r, "From-Process", pid, &err) || item_add_tag(r, "Sequence", seqs, &err) ||
+          item_add_tag(r, "Pushed-For", pf, &err) || item_add_tag(r, "Process", ob->id, &err);
+    if (!bad && ref)
+      bad = item_add_tag(r, "Reference", ref, &err) || item_add_tag(r, "X-Reference", ref, &err);
+    outbox_item *ob2 = bad ? NULL : outbox_seal(n, r, pid, nonce, &err);
+    if (ob2) {
+      json_object_set_new(m, "Process", json_string(ob->id));
+      *tail = ob2;
+      tail = &ob2->next;
+    } else {
+      outbox_fail(pid, nonce, "spawned", &err);
+    }
+    item_free(r);
+    item_free(o);
+  }
+  return head;
+}
+
+/* What a replayed result emitted, for the Sequence count. */
+static void exec_outbox_count(exec_proc *ep, const json_t *res) {
+  ep->out_seq += (int64_t)json_array_size(json_object_get(res, "Messages"));
+  ep->out_seq += 2 * (int64_t)json_array_size(json_object_get(res, "Spawns"));
 }
 
 /* Apply assignment `nonce` of a process (item may be NULL: loaded from the
@@ -1166,13 +1406,30 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     json_t *er = json_object_get(res, "Error");
     if (er && !json_is_null(er) && !(json_is_string(er) && !*json_string_value(er)))
       atomic_fetch_add(&vn_metrics.result_errors, 1);
-    exec_pend(e, pid, it->id, nonce, ts, res);
+    outbox_item *out = rc ? NULL : exec_outbox(e, pid, ep, it, nonce, res);
+    exec_pend(e, pid, it->id, nonce, ts, res, out);
+  } else if (mode == VM_REPLAY && !rc) {
+    exec_outbox_count(ep, res);
   }
   json_decref(res);
   json_decref(meta);
   item_free(own);
   store_assignment_clear(&sa);
   return rc ? -1 : 0;
+}
+
+/* A message whose worker died (crash, timeout, seccomp) left the state as
+ * it was before it: its result says "vm_failure: ...". */
+static int result_was_vm_failure(executor *e, const char *pid, int64_t nonce) {
+  char *json = NULL;
+  if (store_result_by_nonce(e->st, pid, nonce, &json, NULL) != 1) return 0;
+  int r = 0;
+  json_t *j = json_loads(json, 0, NULL);
+  const char *er = json_string_value(json_object_get(j, "Error"));
+  if (er && !strncmp(er, "vm_failure:", 11)) r = 1;
+  json_decref(j);
+  free(json);
+  return r;
 }
 
 /* Bring a process's VM up to (and including) nonce `upto`, replaying what
@@ -1182,12 +1439,17 @@ static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t up
   if (!ep->v) {
     ep->v = exec_spawn_vm(e, pid, err);
     ep->applied = -1;
+    ep->out_seq = -1;
     if (!ep->v) return -1;
   }
   if (ep->applied >= upto) return 0;
   int64_t have = store_result_last_nonce(e->st, pid, NULL);
   for (int64_t k = ep->applied + 1; k <= upto; k++) {
     vm_mode mode = k <= have ? VM_REPLAY : VM_APPLY;
+    if (mode == VM_REPLAY && result_was_vm_failure(e, pid, k)) {
+      ep->applied = k; /* it had no effect the first time: none now */
+      continue;
+    }
     if (exec_apply_one(e, pid, ep, k, NULL, -1, mode, err)) {
       if (!ep->v) return -1;
     }
@@ -1234,6 +1496,7 @@ static void exec_job(executor *e, job *j) {
   } else {
     if (j->nonce > 0 || ep->v) rc = exec_catch_up(e, j->pid, ep, j->nonce - 1, &err);
     else if (!(ep->v = exec_spawn_vm(e, j->pid, &err))) rc = -1;
+    else ep->out_seq = -1;
     if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, j->ts, VM_APPLY, &err);
   }
   if (rc && err.code) {
@@ -1249,7 +1512,7 @@ static void exec_job(executor *e, job *j) {
       json_object_set_new(res, "Error", json_string(buf));
       json_object_set_new(res, "Nonce", json_integer(j->nonce));
       json_object_set_new(res, "Item-Id", json_string(j->it->id));
-      exec_pend(e, j->pid, j->it->id, j->nonce, node_now_ms(), res);
+      exec_pend(e, j->pid, j->it->id, j->nonce, node_now_ms(), res, NULL);
       json_decref(res);
     }
   }
@@ -1419,6 +1682,142 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
   return rc ? -1 : 0;
 }
 
+/* ------------------------------------------------------ outbox delivery */
+
+typedef struct out_ctx {
+  outbox_item *head, **tail;
+} out_ctx;
+
+static int out_load_one(void *ctx, const char *id, const char *pid, int64_t nonce,
+                        const uint8_t *raw, size_t len) {
+  out_ctx *c = ctx;
+  outbox_item *o = calloc(1, sizeof *o);
+  snprintf(o->id, sizeof o->id, "%s", id);
+  snprintf(o->pid, sizeof o->pid, "%s", pid);
+  o->nonce = nonce;
+  o->raw = malloc(len ? len : 1);
+  memcpy(o->raw, raw, len);
+  o->len = len;
+  *c->tail = o;
+  c->tail = &o->next;
+  return 0;
+}
+
+/* Deliver one item that belongs to another node: POST it there. 0 when
+ * that node took it (or already had it). */
+static int out_remote(const char *url, const outbox_item *o, vn_err *err) {
+  httpc_resp r;
+  if (httpc_request("POST", url, "application/octet-stream", o->raw, o->len, &r, 10000, err))
+    return -1;
+  int ok = (r.status >= 200 && r.status < 300) || (r.body && strstr(r.body, "duplicate_message"));
+  if (!ok)
+    vn_errf(err, "remote_refused", "%s answered %ld: %.200s", url, r.status, r.body ? r.body : "");
+  httpc_resp_free(&r);
+  return ok ? 0 : -1;
+}
+
+/* Submits emitted items through the same scheduler as everything else, in
+ * the order they were emitted, and forgets each once its target has it.
+ * Transient failures (the disk, shutdown) are retried; an item that can
+ * never be delivered (unknown target process) is logged and dropped. */
+static void *out_main(void *arg) {
+  node *n = arg;
+  vn_err err;
+  vn_err_clear(&err);
+  store *st = store_open(n->db_path, 0, &err);
+  if (!st) {
+    char qb[600];
+    vn_log(VN_LOG_ERROR, "outbox.store", "error=%s", log_quote(err.msg, qb, sizeof qb));
+    return NULL;
+  }
+  for (;;) {
+    pthread_mutex_lock(&n->out_mu);
+    while (!n->out_head && !n->out_stop) pthread_cond_wait(&n->out_cv, &n->out_mu);
+    if (n->out_stop) {
+      pthread_mutex_unlock(&n->out_mu);
+      break;
+    }
+    outbox_item *list = n->out_head;
+    n->out_head = n->out_tail = NULL;
+    pthread_mutex_unlock(&n->out_mu);
+
+    size_t k = 0;
+    for (outbox_item *o = list; o; o = o->next) k++;
+    const uint8_t **raws = calloc(k, sizeof *raws);
+    size_t *lens = calloc(k, sizeof *lens);
+    node_submit_res *res = calloc(k, sizeof *res);
+    vn_err *errs = calloc(k, sizeof *errs);
+    int *rcs = calloc(k, sizeof *rcs);
+    size_t i = 0;
+    for (outbox_item *o = list; o; o = o->next, i++) {
+      raws[i] = o->raw;
+      lens[i] = o->len;
+    }
+    submit_many(n, k, raws, lens, res, errs, rcs);
+    outbox_item *retry = NULL, *rlast = NULL;
+    int in_tx = store_begin(st, NULL) == 0;
+    i = 0;
+    for (outbox_item *o = list, *nx; o; o = nx, i++) {
+      nx = o->next;
+      o->next = NULL;
+      int done = 1;
+      const char *code = errs[i].code ? errs[i].code : "";
+      if (rcs[i] == 1 && res[i].redirect_url) {
+        vn_err rerr;
+        vn_err_clear(&rerr);
+        if (out_remote(res[i].redirect_url, o, &rerr)) {
+          done = o->tries++ >= 5;
+          errs[i] = rerr;
+          code = rerr.code ? rerr.code : "";
+        } else {
+          atomic_fetch_add(&vn_metrics.outbox_delivered, 1);
+        }
+      } else if (rcs[i] == 0 || !strcmp(code, "duplicate_message") ||
+                 !strcmp(code, "sequence_not_increasing")) {
+        if (rcs[i] == 0) atomic_fetch_add(&vn_metrics.outbox_delivered, 1);
+        code = "";
+      } else if (errs[i].http == 503 || !strcmp(code, "shutting_down")) {
+        done = 0; /* the disk or the node: try again */
+      }
+      if (done && *code) {
+        atomic_fetch_add(&vn_metrics.outbox_dropped, 1);
+        char qb[600];
+        /* Replies to wallets (no such process here) are expected. */
+        int wallet = !strcmp(code, "process_not_found");
+        vn_log(wallet ? VN_LOG_DEBUG : VN_LOG_WARN, "outbox.undeliverable", "pid=%s nonce=%" PRId64 " item=%s error=%s msg=%s",
+               o->pid, o->nonce, o->id, code, log_quote(errs[i].msg, qb, sizeof qb));
+      }
+      node_submit_res_clear(&res[i]);
+      if (done) {
+        store_outbox_del(st, o->id, NULL);
+        outbox_free(o);
+      } else {
+        if (rlast) rlast->next = o;
+        else retry = o;
+        rlast = o;
+      }
+    }
+    if (in_tx && store_commit(st, NULL)) store_rollback(st);
+    free(raws);
+    free(lens);
+    free(res);
+    free(errs);
+    free(rcs);
+    if (retry) {
+      /* Back off a little, then put them first again (order matters). */
+      struct timespec ts = {0, 200 * 1000000};
+      nanosleep(&ts, NULL);
+      pthread_mutex_lock(&n->out_mu);
+      rlast->next = n->out_head;
+      if (!n->out_head) n->out_tail = rlast;
+      n->out_head = retry;
+      pthread_mutex_unlock(&n->out_mu);
+    }
+  }
+  store_close(st);
+  return NULL;
+}
+
 /* ---------------------------------------------------------------- info */
 
 static void add_format(void *ctx, const char *format, const vm_ops *ops) {
@@ -1433,12 +1832,59 @@ json_t *node_info(node *n) {
   node_store_put(n, st);
   json_t *formats = json_array();
   vm_each_format(add_format, formats);
-  return json_pack("{s:s,s:s,s:s,s:b,s:{s:s,s:s,s:s,s:s,s:s},s:I,s:o}", "Protocol", "hymx",
+  const char *note = vm_lua_note();
+  json_t *lua = json_pack("{s:s,s:s,s:s}", "Format", VM_LUA_FORMAT, "Runtime", vm_lua_runtime_hash(),
+                          "Sandbox", !note ? "not started" : *note ? note : "complete");
+  json_t *info = json_pack("{s:s,s:s,s:s,s:b,s:{s:s,s:s,s:s,s:s,s:s},s:I,s:o}", "Protocol", "hymx",
                    "Variant", "v0.1.0", "Node-Version", VMNODE_VERSION, "Join-Network",
                    c->join_network, "Node", "Acc-Id", n->address, "Name",
                    c->node_name ? c->node_name : "", "Role", "main", "Desc",
                    c->node_desc ? c->node_desc : "", "URL", config_base_url(c), "Vm-Count",
                    (json_int_t)count, "Formats", formats);
+  json_object_set_new(info, "Default-Module", json_string(n->default_module));
+  json_object_set_new(info, "Lua", lua);
+  return info;
+}
+
+const char *node_default_module(const node *n) { return n->default_module; }
+
+/* The built-in Lua module: signed by this node the first time it runs this
+ * version of the AO library, so `spawn` works with no setup. */
+static void ensure_default_module(node *n) {
+  vn_err err;
+  vn_err_clear(&err);
+  char key[128];
+  snprintf(key, sizeof key, "default_module:%s", vm_lua_runtime_hash());
+  store *st = node_store_get(n, &err);
+  if (!st) return;
+  char *id = NULL;
+  if (store_meta_get(st, key, &id, &err) == 1 && id && strlen(id) == ITEM_ID_LEN) {
+    snprintf(n->default_module, sizeof n->default_module, "%s", id);
+    free(id);
+    node_store_put(n, st);
+    return;
+  }
+  free(id);
+  item *it = vm_lua_module_item(n->key, &err);
+  size_t len = 0;
+  uint8_t *raw = it ? item_encode(it, &len, &err) : NULL;
+  node_submit_res res;
+  memset(&res, 0, sizeof res);
+  int rc = raw ? node_submit(n, raw, len, &res, &err) : -1;
+  if (rc == 0 || (err.code && !strcmp(err.code, "duplicate_message"))) {
+    snprintf(n->default_module, sizeof n->default_module, "%s", it->id);
+    store_meta_put(st, key, it->id, NULL);
+    store_meta_put(st, "default_module", it->id, NULL);
+    vn_log(VN_LOG_INFO, "node.default_module", "id=%s format=%s", it->id, VM_LUA_FORMAT);
+  } else {
+    char qb[600];
+    vn_log(VN_LOG_ERROR, "node.default_module", "error=%s msg=%s", err.code ? err.code : "",
+           log_quote(err.msg, qb, sizeof qb));
+  }
+  node_submit_res_clear(&res);
+  free(raw);
+  item_free(it);
+  node_store_put(n, st);
 }
 
 /* ------------------------------------------------------- WAL checkpoints */
@@ -1597,6 +2043,8 @@ node *node_open(const config *c, vn_err *err) {
   pthread_cond_init(&n->w_cv, NULL);
   pthread_cond_init(&n->w_idle_cv, NULL);
   pthread_cond_init(&n->ckpt_cv, NULL);
+  pthread_mutex_init(&n->out_mu, NULL);
+  pthread_cond_init(&n->out_cv, NULL);
   if (mkdir_p(n->data_dir, err) || load_key(n, err)) goto fail;
   if (asprintf(&n->db_path, "%s/vmnode.db", n->data_dir) < 0) goto fail;
   n->seq_st2 = store_open(n->db_path, 1, err);
@@ -1653,10 +2101,23 @@ node *node_open(const config *c, vn_err *err) {
       goto fail_threads;
     }
   }
+  /* Items emitted before a stop and not delivered yet go first. */
+  out_ctx oc = {.head = NULL, .tail = &oc.head};
+  store_outbox_each(n->exec[0].st, out_load_one, &oc, NULL);
+  if (oc.head) {
+    n->out_head = oc.head;
+    n->out_tail = (outbox_item *)oc.head;
+    while (n->out_tail->next) n->out_tail = n->out_tail->next;
+  }
+  if (pthread_create(&n->out_th, NULL, out_main, n)) {
+    vn_errf(err, "thread", "cannot start the outbox thread");
+    goto fail_threads;
+  }
   char moddir[4200];
   snprintf(moddir, sizeof moddir, "%s/mod", n->data_dir);
   load_module_dir(n, moddir);
   load_module_dir(n, "mod");
+  ensure_default_module(n);
   vn_log(VN_LOG_INFO, "node.open", "address=%s data_dir=%s processes=%lld", n->address, n->data_dir,
          (long long)atomic_load(&vn_metrics.processes));
   return n;
@@ -1679,6 +2140,12 @@ fail:
 
 void node_close(node *n) {
   if (!n) return;
+  /* The outbox thread first: what it has not delivered stays in the store. */
+  pthread_mutex_lock(&n->out_mu);
+  n->out_stop = 1;
+  pthread_cond_signal(&n->out_cv);
+  pthread_mutex_unlock(&n->out_mu);
+  if (n->out_th) pthread_join(n->out_th, NULL);
   pthread_mutex_lock(&n->seq_mu);
   n->stopping = 1;
   pthread_cond_broadcast(&n->seq_cv);
@@ -1713,6 +2180,7 @@ void node_close(node *n) {
   pthread_cond_signal(&n->ckpt_cv);
   pthread_mutex_unlock(&n->ckpt_mu);
   if (n->ckpt_th) pthread_join(n->ckpt_th, NULL);
+  outbox_free(n->out_head);
   pmap_free(&n->seq_procs, free);
   pmap_free(&n->pend_msgs, NULL);
   pmap_free(&n->pend_mods, free);

@@ -66,6 +66,9 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
 store *node_store_get(node *n, vn_err *err);
 void node_store_put(node *n, store *s);
 
+/* Id of the built-in Lua module (vmnode.lua.ao.v1) this node signed, "" if none. */
+const char *node_default_module(const node *n);
+
 /* The /info document. */
 json_t *node_info(node *n);
 

@@ -356,7 +356,7 @@ static int run(lua_vm *l, const vm_msg *m, json_t **result, vn_err *err) {
   if (!json_object_get(res, "Output")) json_object_set_new(res, "Output", json_string(""));
   if (!json_object_get(res, "Data")) json_object_set_new(res, "Data", json_string(""));
   if (!json_object_get(res, "Error")) json_object_set_new(res, "Error", json_null());
-  json_object_set_new(res, "GasUsed", json_integer((json_int_t)(r.gas_used * SBX_GAS_TICK)));
+  json_object_set_new(res, "GasUsed", json_integer((json_int_t)r.gas_used));
   sbx_result_free(&r);
   *result = res;
   return 0;
