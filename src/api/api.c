@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
-#define API_JSON_BODY_MAX (1u << 20) /* dry-run and other JSON bodies */
+#define API_JSON_BODY_MAX (1u << 20) /* dry-run, graphql and other JSON bodies */
 #define API_CONNECTION_LIMIT 1000
 #define API_CONNECTION_TIMEOUT_S 60
 
@@ -52,7 +52,7 @@ static const char *route_message(const api_route *r) {
 
 static const char *allow_for(const api_route *r) {
   if (r->id == AR_SUBMIT || r->id == AR_SU_INFO) return "GET, HEAD, POST, OPTIONS";
-  if (r->id == AR_DRYRUN) return "POST, OPTIONS";
+  if (r->id == AR_DRYRUN || r->id == AR_GRAPHQL) return "POST, OPTIONS";
   return "GET, HEAD, OPTIONS";
 }
 
@@ -146,7 +146,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!q->r.status) {
       if (q->r.id == AR_SUBMIT)
         q->limit = a->c->max_item_size > 0 ? (size_t)a->c->max_item_size : 0;
-      else if (q->r.id == AR_DRYRUN)
+      else if (q->r.id == AR_DRYRUN || q->r.id == AR_GRAPHQL)
         q->limit = API_JSON_BODY_MAX;
     }
     const char *cl =

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/graphql.h"
 #include "api/internal.h"
 #include "common/enc.h"
 #include "common/metrics.h"
@@ -703,6 +704,9 @@ void api_handle(api *a, const api_route *r, const uint8_t *body, size_t len, api
       break;
     case AR_VERIFY_LOG:
       h_verify_log(a, r, o);
+      break;
+    case AR_GRAPHQL:
+      api_graphql(a, body, len, o);
       break;
     default:
       api_resp_error(o, 404, "not_found", "no such route");

@@ -45,6 +45,7 @@ static const rdef ROUTES[] = {
     {"cache", AR_CACHE, MR_CACHE, 0, "pk"},
     {"metrics", AR_METRICS, MR_METRICS, 0, ""},
     {"verify-log", AR_VERIFY_LOG, MR_OTHER, 0, "p"},
+    {"graphql", AR_GRAPHQL, MR_GRAPHQL, 1, ""},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

@@ -47,6 +47,7 @@ typedef enum api_rid {
   AR_METRICS,               /* GET /metrics */
   AR_SU_MESSAGE,            /* GET /:msgid?process-id= */
   AR_VERIFY_LOG,            /* GET /verify-log/:pid */
+  AR_GRAPHQL,               /* POST /graphql (graphql.c) */
   AR_COUNT
 } api_rid;
 

@@ -1239,3 +1239,51 @@ int store_wal_checkpoint(store *s, int truncate, int *wal_frames, vn_err *err) {
   if (wal_frames) *wal_frames = logf;
   return 0;
 }
+
+/* ---- gateway lookups (POST /graphql, src/api/graphql.c) ----
+ * A cold path: the statements are prepared per call, not cached, so this
+ * block stands on its own. */
+
+int store_item_received(store *s, const char *id, int64_t *received_ms, vn_err *err) {
+  sqlite3_stmt *st = NULL;
+  *received_ms = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT received_ms FROM items WHERE id = ?1", -1, &st, NULL) !=
+      SQLITE_OK) {
+    sqlite3_finalize(st);
+    return io_err(s, err, "reading item time");
+  }
+  bind_text(st, 1, id);
+  int rc = sqlite3_step(st), ret = 0;
+  if (rc == SQLITE_ROW) {
+    *received_ms = sqlite3_column_int64(st, 0);
+    ret = 1;
+  } else if (rc != SQLITE_DONE) {
+    ret = io_err(s, err, "reading item time");
+  }
+  sqlite3_finalize(st);
+  return ret;
+}
+
+int store_process_find(store *s, const char *owner, const char *name,
+                       int (*fn)(void *ctx, const char *pid, int64_t spawn_ms), void *ctx,
+                       vn_err *err) {
+  /* "0x" addresses compare without case (EIP-55 is only a checksum);
+   * LIKE is case-insensitive for ASCII, so '0x%' also takes "0X". */
+  static const char sql[] =
+      "SELECT pid, spawn_ms FROM processes"
+      " WHERE (?1 IS NULL OR owner = ?1 OR (?1 LIKE '0x%' AND lower(owner) = lower(?1)))"
+      " AND (?2 IS NULL OR name = ?2) ORDER BY spawn_ms, pid";
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return io_err(s, err, "finding processes");
+  }
+  bind_text(st, 1, owner);
+  bind_text(st, 2, name);
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (fn(ctx, col_view(st, 0), sqlite3_column_int64(st, 1))) break;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) ret = io_err(s, err, "finding processes");
+  sqlite3_finalize(st);
+  return ret;
+}

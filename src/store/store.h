@@ -159,4 +159,14 @@ int store_wal_checkpoint(store *s, int truncate, int *wal_frames, vn_err *err);
 /* PRAGMA integrity_check: 0 when "ok". */
 int store_integrity_check(store *s, vn_err *err);
 
+/* ---- gateway lookups (POST /graphql) ---- */
+/* When the node stored item `id` (unix ms): 1 found, 0 not an item here, -1 error. */
+int store_item_received(store *s, const char *id, int64_t *received_ms, vn_err *err);
+/* Processes spawned by `owner` (an address; NULL = anyone) whose Name tag is
+ * `name` (NULL = any), oldest first: fn gets each pid (a view, valid during
+ * the call) and its spawn time; it stops the walk by returning non-zero. */
+int store_process_find(store *s, const char *owner, const char *name,
+                       int (*fn)(void *ctx, const char *pid, int64_t spawn_ms), void *ctx,
+                       vn_err *err);
+
 #endif
