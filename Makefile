@@ -14,6 +14,11 @@ ALL_CFLAGS = $(VN_CFLAGS) $(CFLAGS)
 # ld.so.cache) would change `pairs` order on replay (docs/worker.md).
 LDLIBS += $(filter-out -llua5.4,$(shell pkg-config --libs $(PKGS))) \
           -Wl,-Bstatic -llua5.4 -Wl,-Bdynamic -ldl -lpthread -lm
+# Bind every symbol at start: a Lua worker is a fork of the zygote, and lazy
+# binding would make each new worker resolve its symbols again (measured:
+# the dynamic linker's lookups were the largest cost of a worker's first
+# message).
+LDLIBS += -Wl,-z,now
 FUZZ_SECONDS ?= 30
 
 LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))

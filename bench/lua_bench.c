@@ -549,7 +549,7 @@ int main(int argc, char **argv) {
 #endif
   int spawns = 200, msgs = 5000, procs = 100, multi = 10000, threads = 2, gap = 0;
   const char *samples = NULL;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
       fputs(USAGE, stderr);
@@ -568,7 +568,6 @@ int main(int argc, char **argv) {
       fputs(USAGE, stderr);
       return 2;
     }
-    i++;
   }
   if (spawns < 1 || msgs < 1 || procs < 1 || multi < 1) {
     fputs(USAGE, stderr);

@@ -421,6 +421,8 @@ function process.b64decode(s)
   return table.concat(out)
 end
 
+local cached_env
+
 -- process.apply_json(payload) -> resultJSON, for hosts that call an entry
 -- with one string: payload = {"msg": <msg>, "env": <env>}.
 function process.apply_json(payload)
@@ -433,7 +435,12 @@ function process.apply_json(payload)
     return json.encode(build_result("process.apply_json: " .. why), { skip_functions = true })
   end
   local env = v.env
-  if type(env) ~= "table" then env = {} end
+  if env == nil and cached_env then
+    env = cached_env -- the host sends env once per state; it never changes
+  elseif type(env) ~= "table" then
+    env = {}
+  end
+  cached_env = env
   local b64 = v.msg["Data-Base64"]
   if type(b64) == "string" then
     -- The host sends data that is not UTF-8 (JSON cannot carry it) as base64.

@@ -1434,7 +1434,7 @@ static int result_was_vm_failure(executor *e, const char *pid, int64_t nonce) {
 
 /* Bring a process's VM up to (and including) nonce `upto`, replaying what
  * already has results and applying what does not. */
-static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
+static int catch_up_once(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
   if (ep->applied < upto) exec_flush(e); /* the store must show what was applied */
   if (!ep->v) {
     ep->v = exec_spawn_vm(e, pid, err);
@@ -1450,12 +1450,28 @@ static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t up
       ep->applied = k; /* it had no effect the first time: none now */
       continue;
     }
-    if (exec_apply_one(e, pid, ep, k, NULL, -1, mode, err)) {
-      if (!ep->v) return -1;
-    }
+    exec_apply_one(e, pid, ep, k, NULL, -1, mode, err);
     if (!ep->v) return -1;
   }
   return 0;
+}
+
+/* Bring a process's VM up to (and including) nonce `upto`, replaying what
+ * already has results and applying what does not. A worker that dies while
+ * replaying (killed from outside, a stale pooled worker) is replaced and
+ * the replay starts over, twice at most; a message that kills its worker
+ * while being applied gets a vm_failure result and is skipped from then on. */
+static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
+  for (int attempt = 0;; attempt++) {
+    if (!catch_up_once(e, pid, ep, upto, err)) return 0;
+    if (err && err->code) return -1; /* not a dead worker: say why */
+    if (attempt == 2) {
+      return vn_errf(err, "replay_failed",
+                     "process %s could not be rebuilt from its log: its worker died three times "
+                     "while replaying",
+                     pid);
+    }
+  }
 }
 
 static exec_proc *exec_proc_get(executor *e, const char *pid) {

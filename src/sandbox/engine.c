@@ -607,6 +607,40 @@ int sbx_lua_apply(sbx_lua *e, const sbx_call *c, sbx_result *r, vn_err *err) {
   return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* A worker is a copy-on-write fork of the zygote: its first call would take
+ * a page fault (and a page copy) for every heap page and stack page it
+ * writes. Taking them now, while the worker waits in the pool, keeps them
+ * off the spawn path. The contents do not change. Best effort (needs Linux
+ * 5.14; older kernels just fault later). */
+void sbx_engine_prefault(sbx_lua *e) {
+  if (!e || !e->arena) return;
+  /* malloc's heap too (found in /proc/self/maps, so this runs before the
+   * seccomp filter). Libraries' data pages are left to fault: populating
+   * them cost about 1 MiB per idle worker for little gain (measured). */
+  FILE *f = fopen("/proc/self/maps", "re");
+  char line[512];
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
+    if (strcmp(perms, "rw-p") || hi - lo > ((size_t)16 << 20)) continue;
+    if (!strstr(line, "[heap]")) continue; /* malloc's heap only: cheap, and hot */
+    madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+  }
+  if (f) fclose(f);
+  sbx_arena_stats st;
+  sbx_arena_stats_get(e->arena, &st);
+  size_t len = (st.footprint + SBX_PAGE - 1) & ~(size_t)(SBX_PAGE - 1);
+  if (len) madvise((void *)e->arena, len, MADV_POPULATE_WRITE);
+  size_t top = (size_t)64 << 10; /* the part of the fixed stack calls use */
+  if (g_fx.mapped)
+    madvise((void *)(LUA_STACK + SBX_PAGE + LUA_STACK_SIZE - top), top, MADV_POPULATE_WRITE);
+}
+
 /* ---- lifecycle ---- */
 
 typedef struct open_args {

@@ -117,5 +117,6 @@ int sbx_seccomp_install(vn_err *err);
 /* Engine (engine.c): a panic in this process _exits with SBX_EXIT_PANIC
  * instead of abort() (workers: abort's raise may be forbidden). */
 void sbx_engine_worker_mode(void);
+void sbx_engine_prefault(sbx_lua *e); /* break COW on the heap and stack now */
 
 #endif

@@ -197,6 +197,7 @@ static void worker_main(int chan) {
   prctl(PR_SET_DUMPABLE, 0);
   sbx_engine_worker_mode();
   vn_err err = {0};
+  sbx_engine_prefault(g_engine); /* before seccomp: it reads /proc/self/maps */
   if (g_seccomp && sbx_seccomp_install(&err)) {
     sbx_send_err(fd, &err);
     _exit(1);

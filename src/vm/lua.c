@@ -51,7 +51,7 @@ typedef struct lua_vm {
   char module_id[ITEM_ID_LEN + 1];
   uint64_t gas;
   size_t mem_cap;
-  uint64_t seed;
+  int env_sent; /* the library keeps env after the first call */
 } lua_vm;
 
 const char *vm_lua_runtime_hash(void) { return vm_lua_runtime_sha256; }
@@ -299,7 +299,11 @@ static int run(lua_vm *l, const vm_msg *m, json_t **result, vn_err *err) {
   if (!mj) return vn_errf(err, "lua_payload", "cannot encode the message as JSON");
   size_t ml = strlen(mj), el = strlen(l->env_json);
   char *payload = malloc(ml + el + 32);
-  int pl = sprintf(payload, "{\"msg\":%s,\"env\":%s}", mj, l->env_json);
+  /* env is the same for every message: the library keeps the one it got
+   * (part of the state, so checkpoints carry it); a new worker gets it
+   * again. */
+  int pl = l->env_sent ? sprintf(payload, "{\"msg\":%s}", mj)
+                       : sprintf(payload, "{\"msg\":%s,\"env\":%s}", mj, l->env_json);
   free(mj);
   int64_t ts = json_integer_value(json_object_get(m->meta, "Timestamp"));
   /* The library seeds math.random from the message itself; the engine's
@@ -318,6 +322,7 @@ static int run(lua_vm *l, const vm_msg *m, json_t **result, vn_err *err) {
   int rc = sbx_worker_apply(l->w, &c, &r, err);
   free(payload);
   if (rc) return -1;
+  if (r.status == SBX_OK && m->mode != VM_DRYRUN) l->env_sent = 1;
   json_t *res = NULL;
   switch (r.status) {
   case SBX_OK: {
