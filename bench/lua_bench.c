@@ -541,7 +541,8 @@ static const char USAGE[] =
     "                 [--ns MASK]\n";
 
 int main(int argc, char **argv) {
-  sbx_zygote_main(argc, argv, NULL); /* returns at once unless we are the zygote */
+  static const sbx_hooks hooks = {.open_libs = vm_lua_open_host};
+  sbx_zygote_main(argc, argv, &hooks); /* returns at once unless we are the zygote */
 #ifdef VM_LUA_FORMAT
   const char *want = "lua";
 #else

@@ -423,16 +423,28 @@ end
 
 local cached_env
 
+-- The host's C codec when it gave one (vmnode's workers do: see
+-- src/vm/lua_host.c); the global is removed so process code cannot reach
+-- or replace it. Same output as json.encode/decode for these shapes.
+local host = rawget(_G, "vmnode_host")
+if host ~= nil then rawset(_G, "vmnode_host", nil) end
+local host_decode = type(host) == "table" and host.decode or nil
+local host_encode = type(host) == "table" and host.encode or nil
+local function encode_result(r)
+  if host_encode then return host_encode(r, json.null) end
+  return json.encode(r, { skip_functions = true })
+end
+
 -- process.apply_json(payload) -> resultJSON, for hosts that call an entry
 -- with one string: payload = {"msg": <msg>, "env": <env>}.
 function process.apply_json(payload)
-  local ok, v = pcall(json.decode, payload)
+  local ok, v = pcall(host_decode or json.decode, payload)
   if not ok or type(v) ~= "table" or type(v.msg) ~= "table" then
     cur.prints = {}
     cur.eval = false
     ao.clearOutbox()
     local why = ok and 'expected {"msg": {...}, "env": {...}}' or tostring(v)
-    return json.encode(build_result("process.apply_json: " .. why), { skip_functions = true })
+    return encode_result(build_result("process.apply_json: " .. why))
   end
   local env = v.env
   if env == nil and cached_env then
@@ -447,7 +459,7 @@ function process.apply_json(payload)
     v.msg["Data-Base64"] = nil
     v.msg.Data = process.b64decode(b64)
   end
-  return json.encode(process.handle(v.msg, env), { skip_functions = true })
+  return encode_result(process.handle(v.msg, env))
 end
 
 return process

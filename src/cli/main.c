@@ -1079,7 +1079,8 @@ static const char *USAGE =
 
 int main(int argc, char **argv) {
   /* Started as the Lua runtime's zygote: run it and never come back. */
-  sbx_zygote_main(argc, argv, NULL);
+  static const sbx_hooks hooks = {.open_libs = vm_lua_open_host};
+  sbx_zygote_main(argc, argv, &hooks);
   if (argc < 2) {
     fputs(USAGE, stderr);
     return 2;
