@@ -616,22 +616,31 @@ int sbx_lua_apply(sbx_lua *e, const sbx_call *c, sbx_result *r, vn_err *err) {
  * writes. Taking them now, while the worker waits in the pool, keeps them
  * off the spawn path. The contents do not change. Best effort (needs Linux
  * 5.14; older kernels just fault later). */
-void sbx_engine_prefault(sbx_lua *e) {
-  if (!e || !e->arena) return;
-  /* malloc's heap too (found in /proc/self/maps, so this runs before the
-   * seccomp filter). Libraries' data pages are left to fault: populating
-   * them cost about 1 MiB per idle worker for little gain (measured). */
+static uintptr_t g_heap_lo, g_heap_hi; /* malloc's heap, found by the zygote */
+
+/* In the zygote, before forking: note where malloc's heap is (its workers
+ * have it at the same place). */
+void sbx_engine_prefault_prepare(void) {
   FILE *f = fopen("/proc/self/maps", "re");
   char line[512];
   while (f && fgets(line, sizeof line, f)) {
     unsigned long lo, hi;
     char perms[8];
     if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
-    if (strcmp(perms, "rw-p") || hi - lo > ((size_t)16 << 20)) continue;
-    if (!strstr(line, "[heap]")) continue; /* malloc's heap only: cheap, and hot */
-    madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+    if (!strcmp(perms, "rw-p") && strstr(line, "[heap]") && hi - lo <= ((size_t)16 << 20)) {
+      g_heap_lo = lo;
+      g_heap_hi = hi;
+    }
   }
   if (f) fclose(f);
+}
+
+void sbx_engine_prefault(sbx_lua *e) {
+  if (!e || !e->arena) return;
+  /* malloc's heap too. Libraries' data pages are left to fault: populating
+   * them cost about 1 MiB per idle worker for little gain (measured). */
+  if (g_heap_hi > g_heap_lo)
+    madvise((void *)g_heap_lo, g_heap_hi - g_heap_lo, MADV_POPULATE_WRITE);
   sbx_arena_stats st;
   sbx_arena_stats_get(e->arena, &st);
   size_t len = (st.footprint + SBX_PAGE - 1) & ~(size_t)(SBX_PAGE - 1);

@@ -118,5 +118,6 @@ int sbx_seccomp_install(vn_err *err);
  * instead of abort() (workers: abort's raise may be forbidden). */
 void sbx_engine_worker_mode(void);
 void sbx_engine_prefault(sbx_lua *e); /* break COW on the heap and stack now */
+void sbx_engine_prefault_prepare(void); /* in the zygote, before forking */
 
 #endif

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lua.h>
+
 #include "sandbox/internal.h"
 
 #define POOL_MAX 16
@@ -197,7 +199,7 @@ static void worker_main(int chan) {
   prctl(PR_SET_DUMPABLE, 0);
   sbx_engine_worker_mode();
   vn_err err = {0};
-  sbx_engine_prefault(g_engine); /* before seccomp: it reads /proc/self/maps */
+  sbx_engine_prefault(g_engine);
   if (g_seccomp && sbx_seccomp_install(&err)) {
     sbx_send_err(fd, &err);
     _exit(1);
@@ -259,6 +261,11 @@ static int zygote_init(int fd, const uint8_t *body, size_t len, const sbx_hooks 
                     .preload_gas = cfg.preload_gas,
                     .open_libs = hooks ? hooks->open_libs : NULL};
   if (sbx_lua_new(&lc, &g_engine, &err)) goto fail;
+  /* Start every worker with no garbage and no GC debt: otherwise the first
+   * message of each new process pays a collection of the whole preloaded
+   * heap. The same in every zygote, so states stay identical. */
+  lua_gc(sbx_lua_state(g_engine), LUA_GCCOLLECT, 0);
+  sbx_engine_prefault_prepare();
   g_seccomp = !cfg.no_seccomp;
   choose_ns(cfg.ns);
   g_pool_target = cfg.pool < 0 ? 0 : cfg.pool == 0 ? 2 : cfg.pool > POOL_MAX ? POOL_MAX : cfg.pool;
