@@ -430,6 +430,7 @@ local host = rawget(_G, "vmnode_host")
 if host ~= nil then rawset(_G, "vmnode_host", nil) end
 local host_decode = type(host) == "table" and host.decode or nil
 local host_encode = type(host) == "table" and host.encode or nil
+local ARRAY_MT, OBJECT_MT = getmetatable(json.array()), getmetatable(json.object())
 local function encode_result(r)
   if host_encode then return host_encode(r, json.null) end
   return json.encode(r, { skip_functions = true })
@@ -438,7 +439,12 @@ end
 -- process.apply_json(payload) -> resultJSON, for hosts that call an entry
 -- with one string: payload = {"msg": <msg>, "env": <env>}.
 function process.apply_json(payload)
-  local ok, v = pcall(host_decode or json.decode, payload)
+  local ok, v
+  if host_decode then
+    ok, v = pcall(host_decode, payload, ARRAY_MT, OBJECT_MT)
+  else
+    ok, v = pcall(json.decode, payload)
+  end
   if not ok or type(v) ~= "table" or type(v.msg) ~= "table" then
     cur.prints = {}
     cur.eval = false

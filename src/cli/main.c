@@ -367,6 +367,7 @@ static const char *USAGE_SERVE =
     "  --port 127.0.0.1:8080   --data-dir ./vmnode-data   --prv-key HEX\n"
     "  --keyfile-path JWK      --node-name NAME           --node-url URL\n"
     "  --max-item-size 10MiB   --result-wait-ms 30000     --log-format json\n"
+    "  --lua-timeout-ms 10000  --lua-memory-limit 256MiB  --vm-idle-ms 600000\n"
     "Defaults are embedded (see docs/config.md); a config.yaml in the current\n"
     "directory is read when present; VMNODE_<FIELD> variables override it.\n";
 
@@ -380,7 +381,9 @@ static int cmd_serve(const opts *o) {
   /* The Lua runtime's zygote is started before any thread: every Lua
    * process is a fork of it (docs/worker.md). A failure is reported and Lua
    * spawns then fail with that reason; the rest of the node works. */
-  vm_lua_cfg lc = {.ns = SBX_NS_ALL};
+  vm_lua_cfg lc = {.ns = SBX_NS_ALL,
+                   .timeout_ms = c.lua_timeout_ms,
+                   .mem_cap = (uint64_t)c.lua_memory_limit};
   if (vm_lua_init(&lc, &err)) {
     char qb[600];
     log_error("lua.unavailable", "error=%s msg=%s", err.code ? err.code : "",

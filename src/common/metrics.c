@@ -97,4 +97,8 @@ void metrics_render(FILE *f) {
   fprintf(f, "# HELP vmnode_queue_depth Messages assigned but not yet applied.\n"
              "# TYPE vmnode_queue_depth gauge\nvmnode_queue_depth %lld\n",
           (long long)atomic_load(&m->queue_depth));
+  fprintf(f, "# HELP vmnode_vms_running VM instances up (a Lua one is a worker process).\n"
+             "# TYPE vmnode_vms_running gauge\nvmnode_vms_running %lld\n",
+          (long long)atomic_load(&m->vms_running));
+  counter(f, "vmnode_vms_evicted_total", "VMs closed after vmIdleMs unused.", m->vms_evicted);
 }

@@ -42,6 +42,8 @@ typedef struct vn_metrics_t {
   metrics_hist apply_latency;        /* one VM apply */
   _Atomic int64_t processes;         /* gauge */
   _Atomic int64_t queue_depth;       /* gauge: assigned, not yet applied */
+  _Atomic int64_t vms_running;       /* gauge: VM instances up (Lua workers, echo) */
+  _Atomic uint64_t vms_evicted;      /* VMs closed after vmIdleMs unused */
 } vn_metrics_t;
 
 extern vn_metrics_t vn_metrics;

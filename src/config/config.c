@@ -73,6 +73,9 @@ static const field fields[] = {
     F("resultWaitMs", "RESULT_WAIT_MS", "result-wait-ms", K_MS, result_wait_ms, NULL),
     F("logFormat", "LOG_FORMAT", "log-format", K_ENUM, log_format, log_formats),
     F("logLevel", "LOG_LEVEL", "log-level", K_ENUM, log_level, log_levels),
+    F("luaTimeoutMs", "LUA_TIMEOUT_MS", "lua-timeout-ms", K_MS, lua_timeout_ms, NULL),
+    F("luaMemoryLimit", "LUA_MEMORY_LIMIT", "lua-memory-limit", K_SIZE, lua_memory_limit, NULL),
+    F("vmIdleMs", "VM_IDLE_MS", "vm-idle-ms", K_MS, vm_idle_ms, NULL),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -126,7 +129,7 @@ static const char *known_fields(void) {
   static const char *list =
       "port, prvKey, keyfilePath, nodeName, nodeDesc, nodeURL, hymxURL, arweaveURL, "
       "joinNetwork, redisURL, ginMode, dataDir, maxItemSize, resultWaitMs, logFormat, "
-      "logLevel, peers";
+      "logLevel, luaTimeoutMs, luaMemoryLimit, vmIdleMs, peers";
   return list;
 }
 
@@ -422,6 +425,9 @@ void config_defaults(config *c) {
   c->data_dir = strdup("./vmnode-data");
   c->max_item_size = 10 * 1024 * 1024;
   c->result_wait_ms = 30000;
+  c->lua_timeout_ms = 10000;
+  c->lua_memory_limit = (int64_t)256 << 20;
+  c->vm_idle_ms = 600000;
   c->log_format = strdup("logfmt");
   c->log_level = strdup("info");
 }

@@ -33,6 +33,10 @@ typedef struct config {
   char *data_dir;        /* default "./vmnode-data" */
   int64_t max_item_size; /* bytes accepted on POST /, default 10 MiB */
   int result_wait_ms;    /* how long GET /result waits for a result, default 30000 */
+  int lua_timeout_ms;    /* wall clock per Lua message before its worker is killed (10000) */
+  int64_t lua_memory_limit; /* a Lua process's memory when its module sets none (256 MiB) */
+  int vm_idle_ms;        /* a VM unused this long is closed (rebuilt on its next message);
+                            0 = never; default 600000 */
   char *log_format;      /* "logfmt" | "json" */
   char *log_level;       /* "debug" | "info" | "warn" | "error" */
   config_peer *peers;    /* other nodes known to this one (registry seed) */

@@ -229,6 +229,7 @@ typedef struct exec_proc {
   vm *v;
   int64_t applied; /* last nonce applied to v, -1 before the spawn */
   int64_t out_seq; /* Sequence of the last item the process emitted (-1: none) */
+  int64_t used_ms; /* last time a job touched it (idle eviction) */
 } exec_proc;
 
 /* A signed item a process emitted, on its way to its target. */
@@ -1059,7 +1060,10 @@ static void exec_enqueue(node *n, job *j) {
 
 static void exec_proc_free(void *p) {
   exec_proc *ep = p;
-  if (ep->v) ep->v->ops->close(ep->v);
+  if (ep->v) {
+    ep->v->ops->close(ep->v);
+    atomic_fetch_sub(&vn_metrics.vms_running, 1);
+  }
   free(ep);
 }
 
@@ -1387,6 +1391,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
            verr.code ? verr.code : "",
            log_quote(verr.msg, qb, sizeof qb));
     ep->v->ops->close(ep->v);
+    atomic_fetch_sub(&vn_metrics.vms_running, 1);
     ep->v = NULL;
     ep->applied = -1;
     res = vm_result_new();
@@ -1441,6 +1446,7 @@ static int catch_up_once(executor *e, const char *pid, exec_proc *ep, int64_t up
     ep->applied = -1;
     ep->out_seq = -1;
     if (!ep->v) return -1;
+    atomic_fetch_add(&vn_metrics.vms_running, 1);
   }
   if (ep->applied >= upto) return 0;
   int64_t have = store_result_last_nonce(e->st, pid, NULL);
@@ -1481,6 +1487,7 @@ static exec_proc *exec_proc_get(executor *e, const char *pid) {
     ep->applied = -1;
     pmap_put(&e->procs, pid, ep);
   }
+  ep->used_ms = node_now_ms();
   return ep;
 }
 
@@ -1512,7 +1519,10 @@ static void exec_job(executor *e, job *j) {
   } else {
     if (j->nonce > 0 || ep->v) rc = exec_catch_up(e, j->pid, ep, j->nonce - 1, &err);
     else if (!(ep->v = exec_spawn_vm(e, j->pid, &err))) rc = -1;
-    else ep->out_seq = -1;
+    else {
+      ep->out_seq = -1;
+      atomic_fetch_add(&vn_metrics.vms_running, 1);
+    }
     if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, j->ts, VM_APPLY, &err);
   }
   if (rc && err.code) {
@@ -1534,12 +1544,52 @@ static void exec_job(executor *e, job *j) {
   }
 }
 
+/* Close VMs nobody used for vmIdleMs: a Lua VM is a worker process, and an
+ * idle one is memory for nothing. The next message rebuilds it (replay of
+ * the log; from a checkpoint once those exist). */
+static void exec_evict_idle(executor *e) {
+  int idle = e->n->cfg->vm_idle_ms;
+  if (idle <= 0) return;
+  int64_t now = node_now_ms();
+  for (size_t i = 0; i < e->procs.cap; i++) {
+    exec_proc *ep = e->procs.vals[i];
+    if (!ep || !ep->v || now - ep->used_ms < idle) continue;
+    vn_log(VN_LOG_DEBUG, "vm.evicted", "pid=%s idle_ms=%" PRId64, e->procs.keys[i],
+           now - ep->used_ms);
+    ep->v->ops->close(ep->v);
+    ep->v = NULL;
+    ep->applied = -1;
+    atomic_fetch_sub(&vn_metrics.vms_running, 1);
+    atomic_fetch_add(&vn_metrics.vms_evicted, 1);
+  }
+}
+
 static void *exec_main(void *arg) {
   executor *e = arg;
   node *n = e->n;
+  int64_t next_evict = node_now_ms() + 1000;
   for (;;) {
     pthread_mutex_lock(&e->mu);
-    while (!e->head && !e->stop) pthread_cond_wait(&e->cv, &e->mu);
+    while (!e->head && !e->stop) {
+      if (n->cfg->vm_idle_ms <= 0) {
+        pthread_cond_wait(&e->cv, &e->mu);
+        continue;
+      }
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += 1;
+      if (pthread_cond_timedwait(&e->cv, &e->mu, &ts) == ETIMEDOUT) break;
+    }
+    if (node_now_ms() >= next_evict) {
+      pthread_mutex_unlock(&e->mu);
+      exec_evict_idle(e);
+      next_evict = node_now_ms() + 1000;
+      pthread_mutex_lock(&e->mu);
+    }
+    if (!e->head && !e->stop) {
+      pthread_mutex_unlock(&e->mu);
+      continue;
+    }
     if (!e->head && e->stop) {
       pthread_mutex_unlock(&e->mu);
       break;

@@ -7,8 +7,10 @@
  * before the library loads; process.lua takes the two functions and removes
  * the global, so process code never sees them. Both produce exactly what the
  * Lua versions do for the shapes the host sends and the library returns:
- *  - decode: objects and arrays become tables (keys in document order),
- *    integers stay integers, null is left out;
+ *  - decode: objects and arrays become tables (keys in document order)
+ *    with the metatables json.lua gives them (passed in), integers stay
+ *    integers, null is left out (json.lua keeps json.null in arrays: the
+ *    host never sends null);
  *  - encode: the rules of json.encode with skip_functions - object keys
  *    sorted bytewise, a table is an array when its keys are exactly 1..n
  *    (or it is marked json.array) and an object otherwise (empty: [] unless
@@ -33,6 +35,10 @@
 
 /* ---- decode ---- */
 
+/* Stack slots of the metatables decode gives arrays and objects (0: none),
+ * as json.lua's decoder marks them. */
+static int g_amt, g_omt;
+
 static void push_json(lua_State *L, json_t *j, int depth) {
   if (depth > MAX_DEPTH) luaL_error(L, "json.decode: nesting too deep");
   luaL_checkstack(L, 4, "json.decode");
@@ -47,6 +53,10 @@ static void push_json(lua_State *L, json_t *j, int depth) {
       push_json(L, v, depth + 1);
       lua_rawset(L, -3);
     }
+    if (g_omt) {
+      lua_pushvalue(L, g_omt);
+      lua_setmetatable(L, -2);
+    }
     break;
   }
   case JSON_ARRAY: {
@@ -57,6 +67,10 @@ static void push_json(lua_State *L, json_t *j, int depth) {
       if (json_is_null(v)) continue;
       push_json(L, v, depth + 1);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    if (g_amt) {
+      lua_pushvalue(L, g_amt);
+      lua_setmetatable(L, -2);
     }
     break;
   }
@@ -71,9 +85,13 @@ static void push_json(lua_State *L, json_t *j, int depth) {
 
 static json_t *g_doc; /* freed at the next call if an error unwound past it */
 
+/* decode(s[, array_mt, object_mt]) -> value */
 static int h_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
+  lua_settop(L, 3);
+  g_amt = lua_istable(L, 2) ? 2 : 0;
+  g_omt = lua_istable(L, 3) ? 3 : 0;
   json_decref(g_doc);
   json_error_t je;
   g_doc = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
@@ -157,7 +175,7 @@ static void put_number(lua_State *L, int idx) {
 typedef struct key {
   const char *s;
   size_t n;
-  int ref; /* index of the key's string on the Lua stack */
+  int ref; /* index of the key's string on the Lua stack (the key is just below) */
 } key;
 
 static int key_cmp(const void *a, const void *b) {
@@ -244,10 +262,11 @@ static void put_table(lua_State *L, int idx, int null_idx, int depth) {
       lua_pushlstring(L, g_out.p + mark, g_out.len - mark);
       g_out.len = mark;
     }
-    /* stack: … userdata, key, keystring; keep keystring below the key */
-    lua_insert(L, -2);
-    keys[k].ref = lua_gettop(L) - 1;
+    /* stack: … key, keystring: keep both (the key to look the value up),
+     * and give lua_next a copy of the key */
+    keys[k].ref = lua_gettop(L);
     keys[k].s = lua_tolstring(L, keys[k].ref, &keys[k].n);
+    lua_pushvalue(L, -2);
     k++;
   }
   qsort(keys, (size_t)k, sizeof *keys, key_cmp);
@@ -258,21 +277,9 @@ static void put_table(lua_State *L, int idx, int null_idx, int depth) {
     if (i) put(L, ",", 1);
     put_string(L, keys[i].s, keys[i].n);
     put(L, ":", 1);
-    /* the value: look the original key up again (a number key formatted
-     * back is not the same Lua value, so keep both: the string at ref, the
-     * raw key just above the userdata in insertion pairs) */
-    lua_pushvalue(L, keys[i].ref);
-    if (lua_rawget(L, idx) == LUA_TNIL) {
-      lua_pop(L, 1);
-      /* a number key: convert back */
-      lua_pushvalue(L, keys[i].ref);
-      lua_Integer ik;
-      int isnum = 0;
-      ik = lua_tointegerx(L, -1, &isnum);
-      lua_pop(L, 1);
-      if (isnum) lua_rawgeti(L, idx, ik);
-      else lua_pushnil(L);
-    }
+    /* the value, by the original key (just below its string) */
+    lua_pushvalue(L, keys[i].ref - 1);
+    lua_rawget(L, idx);
     put_value(L, lua_gettop(L), null_idx, depth + 1);
     lua_pop(L, 1);
   }

@@ -205,6 +205,34 @@ return function(test, H)
     H.contains(inst.process.apply_json("{"), '"Error":"process.apply_json: json.decode')
   end)
 
+  test("apply_json keeps env: later payloads may leave it out", function()
+    local inst = H.instance()
+    local env = '{"Process":{"Id":"P","Owner":"O","Tags":[{"name":"Name","value":"kept"}]},"Module":{"Id":"M","Owner":"MO","Tags":[]}}'
+    inst.process.apply_json('{"msg":{"Id":"P","Owner":"O","Target":"P","Tags":[],"Timestamp":5},"env":' .. env .. '}')
+    local out = inst.process.apply_json('{"msg":{"Id":"m1","Owner":"O","Target":"P","Tags":[{"name":"Action","value":"Eval"}],"Data":"ao.id .. \\" \\" .. Name","Timestamp":6}}')
+    H.contains(out, '"data":"P kept"')
+  end)
+
+  test("apply_json decodes Data-Base64 (data that is not UTF-8)", function()
+    local inst = H.instance()
+    local env = '{"Process":{"Id":"P","Owner":"O","Tags":[]},"Module":{"Id":"M","Owner":"MO","Tags":[]}}'
+    inst.process.apply_json('{"msg":{"Id":"P","Owner":"O","Target":"P","Tags":[],"Timestamp":5},"env":' .. env .. '}')
+    inst.process.apply_json('{"msg":{"Id":"m1","Owner":"O","Target":"P","Tags":[{"name":"Action","value":"Eval"}],"Data":"Handlers.add(\\"Bin\\", function(m) print(#m.Data .. \\":\\" .. m.Data:byte(1) .. \\",\\" .. m.Data:byte(3)) end)","Timestamp":6}}')
+    -- bytes ff 00 fe 41 as base64url: _wD-QQ
+    local out = inst.process.apply_json('{"msg":{"Id":"m2","Owner":"O","Target":"P","Tags":[{"name":"Action","value":"Bin"}],"Data-Base64":"_wD-QQ","Timestamp":7}}')
+    H.contains(out, '"data":"4:255,254"')
+  end)
+
+  test("b64decode: standard and URL alphabets, padding optional, bad input nil", function()
+    local p = H.instance().process
+    H.eq(p.b64decode("aGVsbG8="), "hello")
+    H.eq(p.b64decode("aGVsbG8"), "hello")
+    H.eq(p.b64decode("_-8"), "\255\239")
+    H.eq(p.b64decode("/+8="), "\255\239")
+    H.eq(p.b64decode(""), "")
+    H.eq(p.b64decode("a$b"), nil)
+  end)
+
   test("os.time with a date table goes to the host's os.time", function()
     local inst = H.instance()
     H.eq(inst.G.os.time({ year = 2024 }), 0, "no host os.time: the timestamp")
