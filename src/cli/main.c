@@ -308,6 +308,17 @@ static int add_tag_opts(const opts *o, item *it, vn_err *err) {
   return 0;
 }
 
+/* A default tag (Data-Protocol, Variant) unless the user gives that tag
+ * with --tag: then theirs is used (added later by add_tag_opts). */
+static int def_tag(const opts *o, item *it, const char *name, const char *value, vn_err *err) {
+  size_t nl = strlen(name);
+  for (int i = 0; i < o->n; i++)
+    if (o->name[i] && !strcmp(o->name[i], "tag") && !strncmp(o->val[i], name, nl) &&
+        o->val[i][nl] == '=')
+      return 0;
+  return item_add_tag(it, name, value, err);
+}
+
 static int set_data_opts(const opts *o, item *it, vn_err *err) {
   const char *df = opt(o, "data-file");
   const char *d = opt(o, "data");
@@ -657,8 +668,8 @@ static int cmd_module(const opts *o) {
     item_key *k = user_key(o, &err);
     if (!k) return die(&err);
     item *it = item_new();
-    int rc = item_add_tag(it, "Data-Protocol", "hymx", &err) ||
-             item_add_tag(it, "Variant", "v0.1.0", &err) ||
+    int rc = def_tag(o, it, "Data-Protocol", "hymx", &err) ||
+             def_tag(o, it, "Variant", "v0.1.0", &err) ||
              item_add_tag(it, "Type", "Module", &err) ||
              item_add_tag(it, "Module-Format", fmt, &err) || add_tag_opts(o, it, &err) ||
              set_data_opts(o, it, &err) || item_tags_unique(it, &err) || item_sign(it, k, &err);
@@ -806,8 +817,8 @@ static int cmd_spawn(const opts *o) {
   }
   item *it = item_new();
   random_anchor(it);
-  int rc = item_add_tag(it, "Data-Protocol", "hymx", &err) ||
-           item_add_tag(it, "Variant", "v0.1.0", &err) ||
+  int rc = def_tag(o, it, "Data-Protocol", "hymx", &err) ||
+           def_tag(o, it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Process", &err) || item_add_tag(it, "Module", mod, &err) ||
            item_add_tag(it, "Scheduler", sched, &err) ||
            (has(o, "name") && item_add_tag(it, "Name", opt(o, "name"), &err)) ||
@@ -843,8 +854,8 @@ static int cmd_send(const opts *o) {
   item *it = item_new();
   random_anchor(it);
   int rc = item_set_target_b64(it, pid, &err) ||
-           item_add_tag(it, "Data-Protocol", "hymx", &err) ||
-           item_add_tag(it, "Variant", "v0.1.0", &err) ||
+           def_tag(o, it, "Data-Protocol", "hymx", &err) ||
+           def_tag(o, it, "Variant", "v0.1.0", &err) ||
            item_add_tag(it, "Type", "Message", &err) ||
            (has(o, "action") && item_add_tag(it, "Action", opt(o, "action"), &err));
   rc = rc ? die(&err) : sign_and_post(o, &c, it);
