@@ -3,6 +3,7 @@
  * Verbs that need a node talk to it over HTTP (--node URL, default from the
  * config); verbs on files (keys, items, modules) work offline. This file only
  * parses arguments and prints; the work is in the library. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -47,6 +48,15 @@ static int is_bool_flag(const char *f) {
   return 0;
 }
 
+/* 43 base64url characters: an item or process id (never an option, even
+ * when it starts with "--", as about one id in 4096 does). */
+static int is_id43(const char *a) {
+  size_t n = 0;
+  for (; a[n]; n++)
+    if (!(isalnum((unsigned char)a[n]) || a[n] == '-' || a[n] == '_')) return 0;
+  return n == 43;
+}
+
 static int parse_opts(int argc, char **argv, opts *o) {
   o->n = 0;
   for (int i = 0; i < argc; i++) {
@@ -65,7 +75,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
       }
       break;
     }
-    int is_long = a[0] == '-' && a[1] == '-' && a[2];
+    int is_long = a[0] == '-' && a[1] == '-' && a[2] && !is_id43(a);
     int is_short = a[0] == '-' && a[1] && !a[2] && strchr("hoq", a[1]);
     if (is_long || is_short) {
       const char *f = a + (is_long ? 2 : 1);

@@ -83,6 +83,8 @@ out=$("$VMNODE" result AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA --node http:/
 check "unreachable node: clear error ($out)" test $rc -ne 0 -a -n "$(grep node_unreachable <<<"$out")"
 out=$("$VMNODE" verify-log -AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA --node http://127.0.0.1:1 2>&1)
 check "an id starting with '-' is an argument, not an option ($out)" grep -q node_unreachable <<<"$out"
+out=$("$VMNODE" send --Gi8AGngwam5dvzbeokgyvzAuaHxWkwcf5iG84rCh8 --action X --node http://127.0.0.1:1 2>&1)
+check "an id starting with '--' is an argument too ($out)" grep -q node_unreachable <<<"$out"
 out=$("$VMNODE" item verify "$SHARED"/vectors/ans104/0[12]_*.bin "$SHARED/vectors/ans104/18_invalid_eth_sig_bitflip.bin"); rc=$?
 check "item verify: exit 1 when one of several is invalid" test $rc -eq 1 -a "$(grep -c '^OK' <<<"$out")" = 2
 e2e_finish
