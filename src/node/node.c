@@ -1349,6 +1349,8 @@ static void exec_outbox_count(exec_proc *ep, const json_t *res) {
   ep->out_seq += 2 * (int64_t)json_array_size(json_object_get(res, "Spawns"));
 }
 
+static int exec_catch_up(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err);
+
 /* Apply assignment `nonce` of a process (item may be NULL: loaded from the
  * store). Stores the result when mode is VM_APPLY. */
 static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t nonce, item *it,
@@ -1382,6 +1384,34 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
   vn_err verr;
   vn_err_clear(&verr);
   int rc = ep->v->ops->apply(ep->v, &m, &res, &verr);
+  if (rc && verr.code && !strcmp(verr.code, VM_ERR_GONE) && nonce > 0) {
+    /* Died while idle: not this message's doing. Rebuild, then try again. */
+    char qb[600];
+    vn_log(VN_LOG_WARN, "vm.gone", "pid=%s nonce=%" PRId64 " msg=%s", pid, nonce,
+           log_quote(verr.msg, qb, sizeof qb));
+    ep->v->ops->close(ep->v);
+    atomic_fetch_sub(&vn_metrics.vms_running, 1);
+    ep->v = NULL;
+    ep->applied = -1;
+    vn_err cerr;
+    vn_err_clear(&cerr);
+    if (exec_catch_up(e, pid, ep, nonce - 1, &cerr) == 0 && ep->v) {
+      vn_err_clear(&verr);
+      rc = ep->v->ops->apply(ep->v, &m, &res, &verr);
+    } else {
+      verr = cerr;
+      if (!ep->v) {
+        /* nothing to close below */
+        metrics_observe(&vn_metrics.apply_latency, metrics_now_ns() - t0);
+        atomic_fetch_add(&vn_metrics.vm_failures, 1);
+        res = vm_result_new();
+        char buf[700];
+        snprintf(buf, sizeof buf, "vm_failure: %s", verr.msg);
+        json_object_set_new(res, "Error", json_string(buf));
+        goto record;
+      }
+    }
+  }
   metrics_observe(&vn_metrics.apply_latency, metrics_now_ns() - t0);
   if (rc) {
     /* The VM is broken: drop it; the next message rebuilds it from the log. */
@@ -1401,6 +1431,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
   } else {
     ep->applied = nonce;
   }
+record:
   if (mode == VM_APPLY) {
     json_object_set_new(res, "Nonce", json_integer(nonce));
     json_object_set_new(res, "Timestamp", json_integer(ts));
@@ -1502,6 +1533,14 @@ static void exec_dryrun(executor *e, job *j) {
   vm_msg m = {.msg = j->it, .from = j->from, .meta = meta, .mode = VM_DRYRUN};
   j->rc = ep->v->ops->apply(ep->v, &m, &j->result, &j->err);
   json_decref(meta);
+  if (j->rc) {
+    /* Its state is not to be trusted any more (the dry-run's changes may
+     * not have been rolled back): rebuild it on the next message. */
+    ep->v->ops->close(ep->v);
+    atomic_fetch_sub(&vn_metrics.vms_running, 1);
+    ep->v = NULL;
+    ep->applied = -1;
+  }
 }
 
 static void exec_job(executor *e, job *j) {

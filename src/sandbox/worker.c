@@ -412,6 +412,13 @@ pid_t sbx_worker_pid(const sbx_worker *w) {
 int sbx_worker_alive(const sbx_worker *w) {
   return !w->dead;
 }
+
+int sbx_worker_exited(const sbx_worker *w) {
+  if (w->dead) return 1;
+  if (w->pidfd < 0) return 0;
+  struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
+  return poll(&p, 1, 0) == 1; /* a pidfd is readable once the process has exited */
+}
 unsigned sbx_worker_ns(const sbx_worker *w) {
   return w->ns;
 }

@@ -226,6 +226,9 @@ void sbx_worker_close(sbx_worker *w);
 void sbx_worker_set_timeout(sbx_worker *w, int timeout_ms);
 pid_t sbx_worker_pid(const sbx_worker *w); /* in the node's pid namespace */
 int sbx_worker_alive(const sbx_worker *w);
+/* 1 when the worker process has exited (checked now, without a request):
+ * it died while idle, not because of a call. */
+int sbx_worker_exited(const sbx_worker *w);
 /* The namespaces (SBX_NS_*) and whether seccomp is on, as the worker reported. */
 unsigned sbx_worker_ns(const sbx_worker *w);
 int sbx_worker_seccomp(const sbx_worker *w);

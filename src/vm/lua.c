@@ -375,8 +375,9 @@ static int mem_file(vn_err *err) {
 
 static int lua_apply(vm *v, const vm_msg *m, json_t **result, vn_err *err) {
   lua_vm *l = (lua_vm *)v;
-  if (!l->w || !sbx_worker_alive(l->w))
-    return vn_errf(err, "worker_dead", "the process's worker is gone");
+  if (!l->w || sbx_worker_exited(l->w))
+    return vn_errf(err, VM_ERR_GONE, "the process's worker exited while idle (pid %d)",
+                   l->w ? (int)sbx_worker_pid(l->w) : -1);
   if (m->mode != VM_DRYRUN) return run(l, m, result, err);
   /* Dry-run: save, run, put back. */
   int fd = mem_file(err);

@@ -46,6 +46,11 @@ typedef struct vm_msg {
 
 typedef struct vm vm; /* a running instance; backends embed this first */
 
+/* Error code of an apply that found its VM already dead before the message
+ * reached it (a worker killed while idle): the message is not to blame; the
+ * node rebuilds the VM and applies the message again. */
+#define VM_ERR_GONE "vm_gone"
+
 typedef struct vm_ops {
   const char *name; /* backend name for logs: "echo", "lua", "container" */
   /* Create the instance; *out owned by the caller, released with close. */

@@ -12,7 +12,7 @@ N=(--node "$NODE")
 # field FILE EXPR: a Python expression over the JSON in FILE (as d).
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 # say PID ACTION DATA: send and wait; the result is in $E2E_TMP/r.json.
-say() { "$VMNODE" send "${N[@]}" "$1" --action "$2" --data "$3" --wait >"$E2E_TMP/out" 2>"$E2E_TMP/err"
+say() { "$VMNODE" send "${N[@]}" --action "$2" --data "$3" --wait -- "$1" >"$E2E_TMP/out" 2>"$E2E_TMP/err"
         tail -n +2 "$E2E_TMP/out" >"$E2E_TMP/r.json"; }
 out()   { field "$E2E_TMP/r.json" 'd["Output"]["data"]'; }
 err()   { field "$E2E_TMP/r.json" 'd["Error"] or ""'; }
@@ -144,26 +144,37 @@ check "every result rebuilt from the log is byte-identical ($want results)" cmp 
 [ -s "$E2E_TMP/results.after" ] || bad "no results after the rebuild"
 check "  and no outbox item was delivered twice (nonces unchanged)" test "$(curl -sf "$NODE/nonce/$B")" = 2
 
-# ---- a worker killed from outside (last: the kill is not in the log, so
-# the rebuild above could not reproduce it) ----
-# That message fails clearly, the next works.
+# ---- workers killed from outside (last: a kill is not in the log, so the
+# rebuild above could not reproduce it) ----
+# While idle: not the next message's fault; the node rebuilds the process
+# from its log and applies the message.
 zyg=$(pgrep -P "$NODE_PID" | head -1)
 pkill -9 -P "$zyg"; sleep 0.2
 say "$X" Eval 'Count = Count + 1; return Count'
-check "a killed worker gives a vm_failure Error" has "$(err)" "vm_failure"
+check "a worker killed while idle: the next message still works, state rebuilt" eq "$(out)" 3
+# During a message: that message fails clearly and has no effect.
+# (a backtracking pattern: seconds inside one C function, which gas does not meter)
+"$VMNODE" send "${N[@]}" --action Eval --wait \
+  --data 'Count = 100; string.find(string.rep("a", 40), string.rep("a?", 40) .. string.rep("a", 40))' -- "$X" \
+  >"$E2E_TMP/out.kill" 2>&1 &
+sender=$!
+sleep 0.4; pkill -9 -P "$zyg"
+wait "$sender"
+tail -n +2 "$E2E_TMP/out.kill" >"$E2E_TMP/r.json"
+check "a worker killed during a message gives a vm_failure Error" has "$(err)" "vm_failure"
 say "$X" Eval 'Count = Count + 1; return Count'
-check "  and the process is rebuilt from its log (the failed message had no effect)" eq "$(out)" 3
+check "  and the process is rebuilt from its log (the failed message had no effect)" eq "$(out)" 4
 check "  the node still answers" eval 'curl -sf "$NODE/info" >/dev/null'
 
 # ---- idle eviction: an idle VM is closed, and comes back on its next message ----
 stop_node
 start_node "$D" "$P" --vm-idle-ms 1000 || exit 1
 say "$X" Eval 'return Count'
-check "after a restart the process is rebuilt from its log" eq "$(out)" 3
+check "after a restart the process is rebuilt from its log" eq "$(out)" 4
 metric() { curl -sf "$NODE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 for _ in $(seq 1 60); do [ "$(metric vmnode_vms_running)" = 0 ] && break; sleep 0.1; done
 check "an idle VM is evicted after vmIdleMs (vms_running 0, evicted $(metric vmnode_vms_evicted_total))" test "$(metric vmnode_vms_running)" = 0
 say "$X" Eval 'Count = Count + 1; return Count'
-check "  and its next message brings it back with its state" eq "$(out)" 4
+check "  and its next message brings it back with its state" eq "$(out)" 5
 
 e2e_finish
