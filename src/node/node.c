@@ -1384,7 +1384,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
   vn_err verr;
   vn_err_clear(&verr);
   int rc = ep->v->ops->apply(ep->v, &m, &res, &verr);
-  if (rc && verr.code && !strcmp(verr.code, VM_ERR_GONE) && nonce > 0) {
+  if (rc && verr.code && !strcmp(verr.code, VM_ERR_GONE)) {
     /* Died while idle: not this message's doing. Rebuild, then try again. */
     char qb[600];
     vn_log(VN_LOG_WARN, "vm.gone", "pid=%s nonce=%" PRId64 " msg=%s", pid, nonce,
@@ -1395,7 +1395,18 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     ep->applied = -1;
     vn_err cerr;
     vn_err_clear(&cerr);
-    if (exec_catch_up(e, pid, ep, nonce - 1, &cerr) == 0 && ep->v) {
+    int back;
+    if (nonce == 0) { /* a fresh VM (the spawn): just take another */
+      ep->v = exec_spawn_vm(e, pid, &cerr);
+      back = ep->v != NULL;
+      if (back) {
+        ep->out_seq = -1;
+        atomic_fetch_add(&vn_metrics.vms_running, 1);
+      }
+    } else {
+      back = exec_catch_up(e, pid, ep, nonce - 1, &cerr) == 0 && ep->v;
+    }
+    if (back) {
       vn_err_clear(&verr);
       rc = ep->v->ops->apply(ep->v, &m, &res, &verr);
     } else {

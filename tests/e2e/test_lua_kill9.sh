@@ -25,7 +25,11 @@ for round in 1 2; do
   "$LOADGEN" --node "$NODE" --pid "$A" --count 2000 --concurrency 8 --acked "$E2E_TMP/acked.$round" --quiet \
     >/dev/null 2>&1 &
   lg=$!
-  sleep "0.$((RANDOM % 9 + 3))"
+  # loadgen signs everything first (slow under the sanitizers): wait for
+  # the first acknowledgements, then kill at a random moment.
+  touch "$E2E_TMP/acked.$round"
+  for _ in $(seq 1 600); do [ -s "$E2E_TMP/acked.$round" ] && break; sleep 0.05; done
+  sleep "0.$((RANDOM % 6 + 1))"
   kill9_node
   wait "$lg" 2>/dev/null
   cat "$E2E_TMP/acked.$round" >>"$E2E_TMP/acked"
