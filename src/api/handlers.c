@@ -303,6 +303,21 @@ static void h_dryrun(api *a, const api_route *r, const uint8_t *body, size_t len
   api_resp_json(o, 200, res ? res : json_null());
 }
 
+/* ---- GET /state/:pid ---- */
+
+static void h_state(api *a, const api_route *r, api_resp *o) {
+  char *data = NULL;
+  size_t len = 0;
+  int64_t nonce = -1;
+  vn_err e = {0};
+  if (node_state(a->n, r->pid, &data, &len, &nonce, &e)) {
+    api_resp_vn_err(o, &e, 500);
+    return;
+  }
+  (void)nonce;
+  api_resp_text(o, 200, "application/octet-stream", data, len);
+}
+
 /* ---- items and assignments ---- */
 
 /* Answer a store lookup of an item: 500 on error, 404 null when absent,
@@ -663,6 +678,9 @@ void api_handle(api *a, const api_route *r, const uint8_t *body, size_t len, api
       break;
     case AR_DRYRUN:
       h_dryrun(a, r, body, len, o);
+      break;
+    case AR_STATE:
+      h_state(a, r, o);
       break;
     case AR_MESSAGE:
       h_message(a, r, o);

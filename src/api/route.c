@@ -46,6 +46,7 @@ static const rdef ROUTES[] = {
     {"metrics", AR_METRICS, MR_METRICS, 0, ""},
     {"verify-log", AR_VERIFY_LOG, MR_OTHER, 0, "p"},
     {"graphql", AR_GRAPHQL, MR_GRAPHQL, 1, ""},
+    {"state", AR_STATE, MR_OTHER, 0, "p"},
 };
 #define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

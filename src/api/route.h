@@ -48,6 +48,7 @@ typedef enum api_rid {
   AR_SU_MESSAGE,            /* GET /:msgid?process-id= */
   AR_VERIFY_LOG,            /* GET /verify-log/:pid */
   AR_GRAPHQL,               /* POST /graphql (graphql.c) */
+  AR_STATE,                 /* GET /state/:pid (AO CU): the process's current image */
   AR_COUNT
 } api_rid;
 

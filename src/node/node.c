@@ -209,7 +209,7 @@ typedef struct wbatch {
   struct wbatch *next;
 } wbatch;
 
-enum job_kind { JOB_APPLY, JOB_CATCHUP, JOB_DRYRUN };
+enum job_kind { JOB_APPLY, JOB_CATCHUP, JOB_DRYRUN, JOB_STATE };
 
 typedef struct job {
   enum job_kind kind;
@@ -220,6 +220,9 @@ typedef struct job {
   char from[ITEM_ADDR_MAX + ITEM_ID_LEN];
   /* dry-run reply */
   json_t *result;
+  /* state reply */
+  char *state;
+  size_t state_len;
   vn_err err;
   int rc, done;
   struct job *next;
@@ -1049,7 +1052,7 @@ int node_submit(node *n, const uint8_t *raw, size_t len, node_submit_res *res, v
 
 static void exec_enqueue(node *n, job *j) {
   executor *e = &n->exec[hash_str(j->pid) % NEXEC];
-  if (j->kind != JOB_DRYRUN) atomic_fetch_add(&vn_metrics.queue_depth, 1);
+  if (j->kind != JOB_DRYRUN && j->kind != JOB_STATE) atomic_fetch_add(&vn_metrics.queue_depth, 1);
   pthread_mutex_lock(&e->mu);
   if (e->tail) e->tail->next = j;
   else e->head = j;
@@ -1554,11 +1557,30 @@ static void exec_dryrun(executor *e, job *j) {
   }
 }
 
+static void exec_state(executor *e, job *j) {
+  exec_proc *ep = exec_proc_get(e, j->pid);
+  int64_t have = store_result_last_nonce(e->st, j->pid, NULL);
+  if (exec_catch_up(e, j->pid, ep, have, &j->err)) {
+    j->rc = -1;
+    return;
+  }
+  if (!ep->v->ops->checkpoint) {
+    j->rc = vn_errf(&j->err, "not_supported", "this VM cannot save its state");
+    return;
+  }
+  j->nonce = ep->applied;
+  j->rc = ep->v->ops->checkpoint(ep->v, &j->state, &j->state_len, &j->err);
+}
+
 static void exec_job(executor *e, job *j) {
   vn_err err;
   vn_err_clear(&err);
   if (j->kind == JOB_DRYRUN) {
     exec_dryrun(e, j);
+    return;
+  }
+  if (j->kind == JOB_STATE) {
+    exec_state(e, j);
     return;
   }
   exec_proc *ep = exec_proc_get(e, j->pid);
@@ -1653,7 +1675,7 @@ static void *exec_main(void *arg) {
     while (list) {
       job *j = list;
       list = j->next;
-      if (j->kind == JOB_DRYRUN) {
+      if (j->kind == JOB_DRYRUN || j->kind == JOB_STATE) {
         exec_flush(e);
         exec_job(e, j);
         pthread_mutex_lock(&n->res_mu);
@@ -1794,6 +1816,38 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
     *result = j->result;
   }
   item_free(j->it);
+  free(j);
+  return rc ? -1 : 0;
+}
+
+int node_state(node *n, const char *pid, char **data, size_t *len, int64_t *nonce, vn_err *err) {
+  store *st = node_store_get(n, err);
+  if (!st) return -1;
+  store_process sp;
+  memset(&sp, 0, sizeof sp);
+  int r = store_process_get(st, pid, &sp, err);
+  node_store_put(n, st);
+  store_process_clear(&sp);
+  if (r <= 0) {
+    if (r == 0) vn_errh(err, 404, "process_not_found", "process %s is not hosted here", pid);
+    return -1;
+  }
+  job *j = calloc(1, sizeof *j);
+  j->kind = JOB_STATE;
+  snprintf(j->pid, sizeof j->pid, "%s", pid);
+  exec_enqueue(n, j);
+  pthread_mutex_lock(&n->res_mu);
+  while (!j->done) pthread_cond_wait(&n->res_cv, &n->res_mu);
+  pthread_mutex_unlock(&n->res_mu);
+  int rc = j->rc;
+  if (rc) {
+    if (err) *err = j->err;
+    free(j->state);
+  } else {
+    *data = j->state;
+    *len = j->state_len;
+    if (nonce) *nonce = j->nonce;
+  }
   free(j);
   return rc ? -1 : 0;
 }

@@ -62,6 +62,11 @@ int node_result_wait(node *n, const char *msgid, int timeout_ms, char **json, vn
  * AO dry-run body {"Id","Owner","Target","Data","Tags":[…],"Anchor"}. */
 int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn_err *err);
 
+/* The process's current state as its VM checkpoints it (a Lua process: the
+ * worker's heap image, see docs/worker.md; echo: a small JSON), after every
+ * message with a result. *data malloc'd; *nonce = the last nonce applied. */
+int node_state(node *n, const char *pid, char **data, size_t *len, int64_t *nonce, vn_err *err);
+
 /* A read connection from the node's pool; give it back with node_store_put. */
 store *node_store_get(node *n, vn_err *err);
 void node_store_put(node *n, store *s);

@@ -130,6 +130,13 @@ check "each of the $MANY answers its Eval" test "$(grep -c '^42$' "$E2E_TMP/many
 # ---- determinism: rebuild every result from the log, compare bytes ----
 say "$A" Eval 'T = {}; for i = 1, 60 do T["k" .. i] = i end; local ks = {}; for k in pairs(T) do ks[#ks + 1] = k end; print(table.concat(ks, ",")); return math.random(1, 1000000)'
 check "pairs order and math.random run" eq "$(err)" ""
+# GET /state/:pid: the worker's heap image (AO CU route)
+curl -sf -o "$E2E_TMP/state1" "$NODE/state/$A"
+check "GET /state gives the heap image ($(stat -c %s "$E2E_TMP/state1") bytes, at most 1 MiB)" \
+  eval '[ "$(head -c 7 "$E2E_TMP/state1")" = VNARENA ] && [ "$(stat -c %s "$E2E_TMP/state1")" -le 1048576 ]'
+curl -sf -o "$E2E_TMP/state2" "$NODE/state/$A"
+check "  taking it changes nothing (the same bytes twice)" cmp -s "$E2E_TMP/state1" "$E2E_TMP/state2"
+check "  unknown process: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$NODE/state/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")" = 404
 stop_node
 sqlite3 "$D/vmnode.db" "SELECT pid, nonce, json FROM results ORDER BY pid, nonce" >"$E2E_TMP/results.before"
 sqlite3 "$D/vmnode.db" "DELETE FROM results; DELETE FROM cache;"
@@ -143,6 +150,8 @@ sqlite3 "$D/vmnode.db" "SELECT pid, nonce, json FROM results ORDER BY pid, nonce
 check "every result rebuilt from the log is byte-identical ($want results)" cmp -s "$E2E_TMP/results.before" "$E2E_TMP/results.after"
 [ -s "$E2E_TMP/results.after" ] || bad "no results after the rebuild"
 check "  and no outbox item was delivered twice (nonces unchanged)" test "$(curl -sf "$NODE/nonce/$B")" = 2
+curl -sf -o "$E2E_TMP/state3" "$NODE/state/$A"
+check "the heap image rebuilt by replay in a new worker is byte-identical" cmp -s "$E2E_TMP/state1" "$E2E_TMP/state3"
 
 # ---- workers killed from outside (last: a kill is not in the log, so the
 # rebuild above could not reproduce it) ----
