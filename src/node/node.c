@@ -275,6 +275,7 @@ typedef struct executor {
     char *json;  /* the result */
     json_t *cache; /* Result.Cache, may be NULL */
     outbox_item *out; /* what it emitted, signed */
+    int vm_failure;   /* the result records a dead worker: must not be lost */
   } *pend;
   size_t npend, cappend;
 } executor;
@@ -1130,6 +1131,8 @@ static void exec_pend(executor *e, const char *pid, const char *msgid, int64_t n
   json_t *cache = json_object_get(res, "Cache");
   r->cache = json_object_size(cache) ? json_incref(cache) : NULL;
   r->out = out;
+  const char *er = json_string_value(json_object_get(res, "Error"));
+  r->vm_failure = er && !strncmp(er, "vm_failure:", 11);
 }
 
 /* Write the queued results in one (non-durable: they can be rebuilt from
@@ -1137,6 +1140,13 @@ static void exec_pend(executor *e, const char *pid, const char *msgid, int64_t n
 static void exec_flush(executor *e) {
   if (!e->npend) return;
   node *n = e->n;
+  /* Results are rebuilt from the log, so they are written without fsync;
+   * but a vm_failure result is the only record that its message had no
+   * effect (replay skips it): once a client may have seen it, it must
+   * survive a crash. Such batches are committed durably. */
+  int durable = 0;
+  for (size_t i = 0; i < e->npend; i++) durable |= e->pend[i].vm_failure;
+  if (durable) store_set_durable(e->st, 1, NULL);
   int in_tx = store_begin(e->st, NULL) == 0;
   size_t written = 0;
   for (size_t i = 0; i < e->npend; i++) {
@@ -1169,6 +1179,7 @@ static void exec_flush(executor *e) {
     written = 0;
     committed = 0;
   }
+  if (durable) store_set_durable(e->st, 0, NULL);
   /* Hand what the processes emitted to the delivery thread (in order). */
   outbox_item *oh = NULL, *ot = NULL;
   for (size_t i = 0; i < e->npend; i++) {

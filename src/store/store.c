@@ -1162,6 +1162,15 @@ int store_meta_get(store *s, const char *key, char **value, vn_err *err) {
   return get_text(s, Q_META_GET, st, value, err, "reading meta");
 }
 
+/* ---- durability of the next commits ---- */
+
+int store_set_durable(store *s, int durable, vn_err *err) {
+  const char *sql = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+  if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    return io_err(s, err, "setting synchronous");
+  return 0;
+}
+
 /* ---- outbox ---- */
 
 int store_outbox_put(store *s, const char *id, const char *pid, int64_t nonce, const uint8_t *raw,

@@ -121,6 +121,10 @@ int store_checkpoint_put(store *s, const char *pid, int64_t nonce, const char *i
 int store_checkpoint_latest(store *s, const char *pid, int64_t max_nonce, int64_t *nonce,
                             char **item_id, char **image_hash, vn_err *err);
 
+/* Switch a connection's commits between durable (fsync, synchronous=FULL)
+ * and not (NORMAL). Outside a transaction only. */
+int store_set_durable(store *s, int durable, vn_err *err);
+
 /* ---- outbox: signed items emitted by processes, not yet delivered ---- */
 int store_outbox_put(store *s, const char *id, const char *pid, int64_t nonce, const uint8_t *raw,
                      size_t len, vn_err *err); /* an id already there is kept */
