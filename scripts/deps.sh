@@ -9,8 +9,9 @@ build_pkgs=(build-essential pkg-config libsqlite3-dev libssl-dev libsecp256k1-de
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libyaml-dev liblua5.4-dev
   libseccomp-dev)
 # crun + busybox-static: the container anchor of `make bench` (bench/crun_anchor.sh).
+# procps: pgrep/pkill, used by the end-to-end tests to find and kill workers.
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev nodejs npm sqlite3 curl python3 lua5.4
-  crun busybox-static)
+  crun busybox-static procps)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")
