@@ -113,18 +113,18 @@ MANY=200; case $BUILD in *asan*) MANY=50 ;; esac
 # (plain `wait` would also wait for the node: wait for these jobs only)
 jobs_=()
 waitj() { local j; for j in "${jobs_[@]}"; do wait "$j"; done; jobs_=(); }
-: >"$E2E_TMP/many"
 for i in $(seq 1 "$MANY"); do
-  "$VMNODE" spawn "${N[@]}" --name "p$i" --data "Id$i = $i" --on-boot >>"$E2E_TMP/many" &
+  "$VMNODE" spawn "${N[@]}" --name "p$i" --data "Id$i = $i" --on-boot >"$E2E_TMP/s.$i.pid" &
   jobs_+=($!); [ $((i % 20)) -eq 0 ] && waitj
 done; waitj
+cat "$E2E_TMP"/s.*.pid >"$E2E_TMP/many" 2>/dev/null
 check "$MANY processes spawned" test "$(sort -u "$E2E_TMP/many" | grep -c .)" -eq "$MANY"
-i=0; : >"$E2E_TMP/many.out"
-while read -r pid; do i=$((i+1))
+i=0; while read -r pid; do i=$((i+1))
   ( "$VMNODE" send "${N[@]}" "$pid" --action Eval --data "return 6 * 7" --wait | tail -n +2 >"$E2E_TMP/m.$i.json"
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Output"]["data"])' "$E2E_TMP/m.$i.json" >>"$E2E_TMP/many.out" ) &
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Output"]["data"])' "$E2E_TMP/m.$i.json" >"$E2E_TMP/m.$i.out" ) &
   jobs_+=($!); [ $((i % 25)) -eq 0 ] && waitj
 done <"$E2E_TMP/many"; waitj
+cat "$E2E_TMP"/m.*.out >"$E2E_TMP/many.out" 2>/dev/null   # one file each: appends from 25 jobs can interleave
 check "each of the $MANY answers its Eval" test "$(grep -c '^42$' "$E2E_TMP/many.out")" -eq "$MANY"
 
 # ---- determinism: rebuild every result from the log, compare bytes ----
