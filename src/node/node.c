@@ -1062,12 +1062,18 @@ static void exec_enqueue(node *n, job *j) {
   pthread_mutex_unlock(&e->mu);
 }
 
+/* Close a process's VM; its next message rebuilds it from the log. */
+static void exec_vm_drop(exec_proc *ep) {
+  if (!ep->v) return;
+  ep->v->ops->close(ep->v);
+  atomic_fetch_sub(&vn_metrics.vms_running, 1);
+  ep->v = NULL;
+  ep->applied = -1;
+}
+
 static void exec_proc_free(void *p) {
   exec_proc *ep = p;
-  if (ep->v) {
-    ep->v->ops->close(ep->v);
-    atomic_fetch_sub(&vn_metrics.vms_running, 1);
-  }
+  exec_vm_drop(ep);
   free(ep);
 }
 
@@ -1113,6 +1119,16 @@ static vm *exec_spawn_vm(executor *e, const char *pid, vn_err *err) {
   item_free(mod);
   store_process_clear(&sp);
   return v;
+}
+
+/* Bring up a fresh VM for a process (nothing applied yet). */
+static int exec_vm_up(executor *e, const char *pid, exec_proc *ep, vn_err *err) {
+  ep->v = exec_spawn_vm(e, pid, err);
+  ep->applied = -1;
+  ep->out_seq = -1;
+  if (!ep->v) return -1;
+  atomic_fetch_add(&vn_metrics.vms_running, 1);
+  return 0;
 }
 
 /* Queue a result (and its Cache entries) for the next exec_flush. */
@@ -1181,7 +1197,7 @@ static void exec_flush(executor *e) {
   }
   if (durable) store_set_durable(e->st, 0, NULL);
   /* Hand what the processes emitted to the delivery thread (in order). */
-  outbox_item *oh = NULL, *ot = NULL;
+  outbox_item *oh = NULL, **link = &oh, *ot = NULL;
   for (size_t i = 0; i < e->npend; i++) {
     outbox_item *o = e->pend[i].out;
     e->pend[i].out = NULL;
@@ -1189,12 +1205,9 @@ static void exec_flush(executor *e) {
       outbox_free(o);
       continue;
     }
-    for (; o; o = o->next) {
-      if (ot) ot->next = o;
-      else oh = o;
-      ot = o;
-      if (!o->next) break;
-    }
+    *link = o;
+    for (; o; o = o->next) ot = o;
+    if (ot) link = &ot->next;
   }
   if (oh) {
     pthread_mutex_lock(&n->out_mu);
@@ -1403,20 +1416,12 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     char qb[600];
     vn_log(VN_LOG_WARN, "vm.gone", "pid=%s nonce=%" PRId64 " msg=%s", pid, nonce,
            log_quote(verr.msg, qb, sizeof qb));
-    ep->v->ops->close(ep->v);
-    atomic_fetch_sub(&vn_metrics.vms_running, 1);
-    ep->v = NULL;
-    ep->applied = -1;
+    exec_vm_drop(ep);
     vn_err cerr;
     vn_err_clear(&cerr);
     int back;
     if (nonce == 0) { /* a fresh VM (the spawn): just take another */
-      ep->v = exec_spawn_vm(e, pid, &cerr);
-      back = ep->v != NULL;
-      if (back) {
-        ep->out_seq = -1;
-        atomic_fetch_add(&vn_metrics.vms_running, 1);
-      }
+      back = exec_vm_up(e, pid, ep, &cerr) == 0;
     } else {
       back = exec_catch_up(e, pid, ep, nonce - 1, &cerr) == 0 && ep->v;
     }
@@ -1445,10 +1450,7 @@ static int exec_apply_one(executor *e, const char *pid, exec_proc *ep, int64_t n
     vn_log(VN_LOG_WARN, "vm.failure", "pid=%s nonce=%" PRId64 " error=%s msg=%s", pid, nonce,
            verr.code ? verr.code : "",
            log_quote(verr.msg, qb, sizeof qb));
-    ep->v->ops->close(ep->v);
-    atomic_fetch_sub(&vn_metrics.vms_running, 1);
-    ep->v = NULL;
-    ep->applied = -1;
+    exec_vm_drop(ep);
     res = vm_result_new();
     char buf[600];
     snprintf(buf, sizeof buf, "vm_failure: %s", verr.msg);
@@ -1497,13 +1499,7 @@ static int result_was_vm_failure(executor *e, const char *pid, int64_t nonce) {
  * already has results and applying what does not. */
 static int catch_up_once(executor *e, const char *pid, exec_proc *ep, int64_t upto, vn_err *err) {
   if (ep->applied < upto) exec_flush(e); /* the store must show what was applied */
-  if (!ep->v) {
-    ep->v = exec_spawn_vm(e, pid, err);
-    ep->applied = -1;
-    ep->out_seq = -1;
-    if (!ep->v) return -1;
-    atomic_fetch_add(&vn_metrics.vms_running, 1);
-  }
+  if (!ep->v && exec_vm_up(e, pid, ep, err)) return -1;
   if (ep->applied >= upto) return 0;
   int64_t have = store_result_last_nonce(e->st, pid, NULL);
   for (int64_t k = ep->applied + 1; k <= upto; k++) {
@@ -1561,10 +1557,7 @@ static void exec_dryrun(executor *e, job *j) {
   if (j->rc) {
     /* Its state is not to be trusted any more (the dry-run's changes may
      * not have been rolled back): rebuild it on the next message. */
-    ep->v->ops->close(ep->v);
-    atomic_fetch_sub(&vn_metrics.vms_running, 1);
-    ep->v = NULL;
-    ep->applied = -1;
+    exec_vm_drop(ep);
   }
 }
 
@@ -1601,11 +1594,7 @@ static void exec_job(executor *e, job *j) {
     rc = exec_catch_up(e, j->pid, ep, j->nonce, &err);
   } else {
     if (j->nonce > 0 || ep->v) rc = exec_catch_up(e, j->pid, ep, j->nonce - 1, &err);
-    else if (!(ep->v = exec_spawn_vm(e, j->pid, &err))) rc = -1;
-    else {
-      ep->out_seq = -1;
-      atomic_fetch_add(&vn_metrics.vms_running, 1);
-    }
+    else rc = exec_vm_up(e, j->pid, ep, &err);
     if (!rc) rc = exec_apply_one(e, j->pid, ep, j->nonce, j->it, j->ts, VM_APPLY, &err);
   }
   if (rc && err.code) {
@@ -1639,10 +1628,7 @@ static void exec_evict_idle(executor *e) {
     if (!ep || !ep->v || now - ep->used_ms < idle) continue;
     vn_log(VN_LOG_DEBUG, "vm.evicted", "pid=%s idle_ms=%" PRId64, e->procs.keys[i],
            now - ep->used_ms);
-    ep->v->ops->close(ep->v);
-    ep->v = NULL;
-    ep->applied = -1;
-    atomic_fetch_sub(&vn_metrics.vms_running, 1);
+    exec_vm_drop(ep);
     atomic_fetch_add(&vn_metrics.vms_evicted, 1);
   }
 }
@@ -1796,7 +1782,8 @@ static item *dryrun_item(const char *pid, const json_t *msg, char *from, size_t 
   return it;
 }
 
-int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn_err *err) {
+/* 0 when the process is hosted here, else -1 (404 process_not_found). */
+static int process_hosted(node *n, const char *pid, vn_err *err) {
   store *st = node_store_get(n, err);
   if (!st) return -1;
   store_process sp;
@@ -1808,6 +1795,19 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
     if (r == 0) vn_errh(err, 404, "process_not_found", "process %s is not hosted here", pid);
     return -1;
   }
+  return 0;
+}
+
+/* Run a dry-run or state job on the process's executor and wait for it. */
+static void job_run_sync(node *n, job *j) {
+  exec_enqueue(n, j);
+  pthread_mutex_lock(&n->res_mu);
+  while (!j->done) pthread_cond_wait(&n->res_cv, &n->res_mu);
+  pthread_mutex_unlock(&n->res_mu);
+}
+
+int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn_err *err) {
+  if (process_hosted(n, pid, err)) return -1;
   job *j = calloc(1, sizeof *j);
   j->kind = JOB_DRYRUN;
   snprintf(j->pid, sizeof j->pid, "%s", pid);
@@ -1816,10 +1816,7 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
     free(j);
     return -1;
   }
-  exec_enqueue(n, j);
-  pthread_mutex_lock(&n->res_mu);
-  while (!j->done) pthread_cond_wait(&n->res_cv, &n->res_mu);
-  pthread_mutex_unlock(&n->res_mu);
+  job_run_sync(n, j);
   int rc = j->rc;
   if (rc) {
     if (err) *err = j->err;
@@ -1832,24 +1829,11 @@ int node_dryrun(node *n, const char *pid, const json_t *msg, json_t **result, vn
 }
 
 int node_state(node *n, const char *pid, char **data, size_t *len, int64_t *nonce, vn_err *err) {
-  store *st = node_store_get(n, err);
-  if (!st) return -1;
-  store_process sp;
-  memset(&sp, 0, sizeof sp);
-  int r = store_process_get(st, pid, &sp, err);
-  node_store_put(n, st);
-  store_process_clear(&sp);
-  if (r <= 0) {
-    if (r == 0) vn_errh(err, 404, "process_not_found", "process %s is not hosted here", pid);
-    return -1;
-  }
+  if (process_hosted(n, pid, err)) return -1;
   job *j = calloc(1, sizeof *j);
   j->kind = JOB_STATE;
   snprintf(j->pid, sizeof j->pid, "%s", pid);
-  exec_enqueue(n, j);
-  pthread_mutex_lock(&n->res_mu);
-  while (!j->done) pthread_cond_wait(&n->res_cv, &n->res_mu);
-  pthread_mutex_unlock(&n->res_mu);
+  job_run_sync(n, j);
   int rc = j->rc;
   if (rc) {
     if (err) *err = j->err;
