@@ -13,7 +13,6 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn as spawnProcess, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { connect, createDataItemSigner } from "@permaweb/aoconnect";
 import Arweave from "arweave";
 import { createData, ArweaveSigner } from "arbundles";
+import { freePort, sleep } from "./lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..", "..");
@@ -32,24 +32,12 @@ const STRANGER_JWK = KEYS.arweave.find((k) => k.name === "arweave_jwk_1").jwk;
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "vmnode-aoconnect-"));
 const ENV = { ...process.env, XDG_CONFIG_HOME: path.join(TMP, "xdg") };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   if (process.env.VN_KEEP_TMP) console.log(`# aoconnect temp dir kept: ${TMP}`);
   else fs.rmSync(TMP, { recursive: true, force: true });
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Call fn until it returns something truthy, at most `ms`.
 async function eventually(fn, ms, what) {

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +24,7 @@ import {
   keccak256,
 } from "arbundles";
 import Arweave from "arweave";
+import { freePort, sleep } from "./lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..", "..");
@@ -367,18 +367,6 @@ describe("arbundles-signed items pass vmnode item verify", () => {
 // ---------------------------------------------------------------------------
 // A real node on loopback.
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe("a vmnode serve on loopback takes arbundles items", { timeout: 45000 }, () => {
   let proc;
